@@ -1,0 +1,91 @@
+"""Backend commands: migrate, seed demo data, recompute segments, or all set-up at once.
+
+    python -m backend.cli setup            # migrate, and load demo data if the database is empty
+    python -m backend.cli seed --count 240 --seed 20261122 [--as-of 2026-11-23]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select
+
+from backend.core.clock import Clock
+from backend.core.config import ROOT, get_settings, load_rules
+from backend.db import make_engine, make_sessionmaker
+from backend.models import Customer
+from bot.settings import apply_env
+
+
+def migrate(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    cfg = Config(str(ROOT / "backend" / "alembic.ini"))
+    cfg.cmd_opts = argparse.Namespace(x=[f"url={url}"])
+    command.upgrade(cfg, "head")
+
+
+def seed(url: str, count: int, seed_value: int, as_of: date | None, only_if_empty: bool) -> None:
+    from backend.demo_data import generate
+
+    settings = get_settings()
+    rules = load_rules(settings.business_rules_path)
+    clock = Clock(settings.frozen_date)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as db:
+        existing = db.scalar(select(func.count()).select_from(Customer))
+        if existing and only_if_empty:
+            print(f"demo data: {existing} customers already present, left as is")
+            return
+        if existing:
+            sys.exit("demo data: the database already has customers; seed an empty database")
+        started = time.monotonic()
+        book = generate(db, rules, count=count, seed=seed_value, as_of=as_of or clock.today(), now=clock.now())
+        db.commit()
+        print(f"demo data: {book.customers} customers, {book.loans} loans, {book.payments} payments "
+              f"in {time.monotonic() - started:.1f}s")
+    engine.dispose()
+
+
+def recompute(url: str) -> None:
+    from backend.services.segments import recompute_all
+
+    settings = get_settings()
+    clock = Clock(settings.frozen_date)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as db:
+        counts = recompute_all(db, load_rules(settings.business_rules_path), clock.today(), clock.now())
+        db.commit()
+    print("segments:", counts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m backend.cli")
+    parser.add_argument("--database-url", default=None, help="default: the DATABASE_URL setting")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("migrate")
+    sub.add_parser("recompute-segments")
+    for name in ("seed", "setup"):
+        p = sub.add_parser(name)
+        p.add_argument("--count", type=int, default=240)
+        p.add_argument("--seed", type=int, default=20261122)
+        p.add_argument("--as-of", type=date.fromisoformat, default=None)
+    args = parser.parse_args(argv)
+    apply_env()  # .env.example defaults < .env < environment, same as every other process
+    url = args.database_url or get_settings().database_url
+    if args.cmd in ("migrate", "setup"):
+        migrate(url)
+        print("database: migrated to the latest schema")
+    if args.cmd in ("seed", "setup"):
+        seed(url, args.count, args.seed, args.as_of, only_if_empty=args.cmd == "setup")
+    if args.cmd == "recompute-segments":
+        recompute(url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Process settings (environment) and business rules (config/business.yml).
+
+Settings come from the environment so that one code base runs embedded (SQLite) or
+scaled out (PostgreSQL) by configuration only; business rules come from a YAML file
+that the business edits, never from constants in code.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{ROOT / 'var' / 'data' / 'loan.db'}", alias="DATABASE_URL"
+    )
+    # Comma-separated "name:key" pairs; the name is what the audit log records as the actor.
+    backend_api_keys: str = Field(default="actions:dev-actions-key", alias="BACKEND_API_KEYS")
+    business_rules_path: Path = Field(
+        default=ROOT / "config" / "business.yml", alias="BUSINESS_RULES_PATH"
+    )
+    # ISO date; when set, "today" is this date (demo and tests across processes).
+    frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
+
+    def api_keys(self) -> dict[str, str]:
+        """Map key -> caller name."""
+        out: dict[str, str] = {}
+        for pair in self.backend_api_keys.split(","):
+            pair = pair.strip()
+            if not pair:
+                continue
+            name, _, key = pair.partition(":")
+            if key:
+                out[key] = name
+        return out
+
+
+class Product(BaseModel):
+    code: str
+    name: str
+    early_settlement_fee_rate: Decimal
+    early_settlement_fee_waived_after_instalments: int = 0
+
+
+class SegmentRule(BaseModel):
+    tier: str
+    any_of: list[dict[str, Any]]
+
+
+class BusinessRules(BaseModel):
+    timezone: str = "Asia/Shanghai"
+    products: dict[str, Product]
+    penalty_rate_multiplier: Decimal
+    penalty_day_count_basis: int
+    risk_tier_rules: list[SegmentRule]
+    value_tier_rules: list[SegmentRule]
+
+    @classmethod
+    def load(cls, path: Path) -> "BusinessRules":
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        products = {
+            code: Product(code=code, **spec) for code, spec in raw["products"].items()
+        }
+        return cls(
+            timezone=raw.get("timezone", "Asia/Shanghai"),
+            products=products,
+            penalty_rate_multiplier=Decimal(str(raw["penalty"]["rate_multiplier"])),
+            penalty_day_count_basis=int(raw["penalty"]["day_count_basis"]),
+            risk_tier_rules=[SegmentRule(**r) for r in raw["segments"]["risk_tier"]],
+            value_tier_rules=[SegmentRule(**r) for r in raw["segments"]["value_tier"]],
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+@lru_cache
+def load_rules(path: Path) -> BusinessRules:
+    return BusinessRules.load(path)

@@ -1,0 +1,35 @@
+"""The backend application: create_app() wires settings, database and routers together."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from backend.api.routes import accounts, health, operations
+from backend.core.clock import Clock
+from backend.core.config import Settings, get_settings, load_rules
+from backend.core.errors import install_error_handlers
+from backend.db import make_engine, make_sessionmaker
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="贷款客服助手后台 Loan assistant backend",
+        description="System of record for borrowers and loans. Service calls need the X-API-Key header.",
+        version="0.1.0",
+    )
+    engine = make_engine(settings.database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.rules = load_rules(settings.business_rules_path)
+    app.state.clock = Clock(settings.frozen_date)
+    install_error_handlers(app)
+    for module in (health, accounts, operations):
+        app.include_router(module.router)
+    return app
+
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+

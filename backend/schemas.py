@@ -1,0 +1,121 @@
+"""API shapes. Amounts are Decimals serialised as strings ("2500.00") so JSON never rounds them."""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message_zh: str
+    message_en: str
+
+
+class CustomerOut(BaseModel):
+    id: int
+    name: str
+    phone_masked: str
+    id_last4: str
+    preferred_channel: str
+    consent_reminders: bool
+    consent_marketing: bool
+    card_bank: str | None
+    card_last4: str | None
+    risk_tier: str
+    value_tier: str
+
+
+class IdentityOut(BaseModel):
+    channel: str
+    external_id_masked: str
+    customer_id: int | None
+    verified: bool
+    status: str
+    customer: CustomerOut | None
+
+
+class LoanSummary(BaseModel):
+    id: int
+    loan_no_last4: str
+    product: str
+    product_name: str
+    principal: Decimal
+    annual_rate: Decimal
+    term_months: int
+    start_date: date
+    status: str
+    as_of: date
+    outstanding_principal: Decimal
+    total_outstanding: Decimal
+    amount_due: Decimal
+    next_due_date: date | None
+    next_instalment_amount: Decimal | None
+    overdue_amount: Decimal
+    days_past_due: int
+    penalty_interest: Decimal
+    instalments_remaining: int
+
+
+class InstalmentOut(BaseModel):
+    seq: int
+    due_date: date
+    principal: Decimal
+    interest: Decimal
+    fee: Decimal
+    total: Decimal
+    paid_amount: Decimal
+    penalty_interest: Decimal
+    amount_outstanding: Decimal
+    days_past_due: int
+    status: str
+
+
+class PaymentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    amount: Decimal
+    paid_on: date
+    method: str
+    reference: str
+
+
+class OverdueOut(BaseModel):
+    loan_id: int
+    as_of: date
+    is_overdue: bool
+    days_past_due: int
+    overdue_instalments: int
+    overdue_principal: Decimal
+    overdue_interest: Decimal
+    penalty_interest: Decimal
+    overdue_amount: Decimal
+
+
+class PayoffOut(BaseModel):
+    loan_id: int
+    settle_on: date
+    principal: Decimal
+    interest: Decimal
+    penalty_interest: Decimal
+    fees: Decimal
+    early_settlement_fee: Decimal
+    total: Decimal
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    paid_on: date | None = None
+    method: Literal["bank_transfer", "auto_debit", "wechat_pay", "alipay", "counter"]
+    reference: str = Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class PaymentResult(BaseModel):
+    payment: PaymentOut
+    allocation: dict[str, Decimal]
+    loan: LoanSummary

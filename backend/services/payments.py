@@ -1,0 +1,32 @@
+"""Recording a payment: allocation, status updates and the audit entry in one transaction."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.core.config import BusinessRules
+from backend.core.errors import AppError
+from backend.models import Loan, LoanStatus, Payment
+from backend.schemas import PaymentIn
+
+from . import audit
+from .ledger import apply_payment
+
+
+def record_payment(db: Session, loan: Loan, data: PaymentIn, rules: BusinessRules, today: date, now: datetime, actor: str):
+    paid_on = data.paid_on or today
+    if paid_on > today:
+        raise AppError(422, "date_in_future", "还款日期不能晚于今天", "The payment date cannot be in the future")
+    if loan.status == LoanStatus.settled:
+        raise AppError(409, "loan_settled", "该笔借款已结清", "The loan is already settled")
+    if db.scalar(select(Payment.id).where(Payment.reference == data.reference)) is not None:
+        raise AppError(409, "duplicate_reference", "该还款流水号已入账", "A payment with this reference is already recorded")
+    allocation = apply_payment(loan, rules, data.amount, paid_on)
+    payment = Payment(loan=loan, amount=data.amount, paid_on=paid_on, paid_at=now, method=data.method, reference=data.reference)
+    db.add(payment)
+    db.flush()
+    audit.record(db, actor, "payment.recorded", "loan", loan.id, amount=str(data.amount),
+                 reference=data.reference, allocation={k: str(v) for k, v in allocation.items()})
+    return payment, allocation

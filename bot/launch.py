@@ -1,0 +1,104 @@
+"""Launch glue for the Rasa side: train (with a model cache) and run the Rasa and action servers.
+
+    python -m bot.launch train     # train only if config, domain, data or bot/ changed
+    python -m bot.launch rasa      # Rasa server with the HTTP API, on RASA_PORT
+    python -m bot.launch actions   # action server on ACTION_PORT
+    python -m bot.launch model     # print the path of the current model
+
+Models are cached under $LOAN_ASSISTANT_CACHE (default ~/.cache/loan-assistant/models) keyed by a
+hash of everything that goes into training, so a fresh clone with unchanged data trains nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.settings import ROOT, apply_env
+
+# Everything a trained model depends on (custom NLU components live in bot/nlu).
+TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "bot/dictionary", "bot/nlu"]
+CACHE = Path(os.environ.get("LOAN_ASSISTANT_CACHE", Path.home() / ".cache" / "loan-assistant")) / "models"
+
+
+def training_hash() -> str:
+    h = hashlib.sha256()
+    import rasa  # the Rasa version is part of what a model depends on
+
+    h.update(rasa.__version__.encode())
+    for entry in TRAINING_INPUTS:
+        path = ROOT / entry
+        if not path.exists():
+            continue
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            if "__pycache__" in f.parts or f.suffix == ".pyc":
+                continue
+            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def model_path() -> Path:
+    return ROOT / "models" / f"{training_hash()}.tar.gz"
+
+
+def train() -> Path:
+    target = model_path()
+    cached = CACHE / target.name
+    target.parent.mkdir(exist_ok=True)
+    if target.exists():
+        print(f"model: up to date ({target.name})")
+        return target
+    if cached.exists():
+        shutil.copy2(cached, target)
+        print(f"model: restored from cache ({target.name})")
+        return target
+    print("model: training (config, domain or data changed); this takes several minutes...", flush=True)
+    cmd = [sys.executable, "-m", "rasa", "train", "--fixed-model-name", target.stem.removesuffix(".tar"),
+           "--out", str(target.parent)]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(target, cached)
+    for old in target.parent.glob("*.tar.gz"):
+        if old != target:
+            old.unlink()
+    return target
+
+
+def run_rasa(env: dict[str, str]) -> None:
+    model = model_path()
+    if not model.exists():
+        sys.exit(f"no trained model for the current data ({model.name}): run `make model` first")
+    os.execv(sys.executable, [
+        sys.executable, "-m", "rasa", "run", "--enable-api", "--auth-token", env["RASA_API_TOKEN"],
+        "--model", str(model), "--port", env["RASA_PORT"], "--interface", "127.0.0.1",
+        "--endpoints", env["RASA_ENDPOINTS"], "--credentials", "credentials.yml", "--cors", "*",
+    ])
+
+
+def run_actions(env: dict[str, str]) -> None:
+    os.execv(sys.executable, [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", env["ACTION_PORT"]])
+
+
+def main(argv: list[str]) -> None:
+    env = apply_env()
+    os.chdir(ROOT)
+    cmd = argv[0] if argv else ""
+    if cmd == "train":
+        train()
+    elif cmd == "model":
+        print(model_path())
+    elif cmd == "rasa":
+        run_rasa(env)
+    elif cmd == "actions":
+        run_actions(env)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Proactive outreach and daily jobs, run by APScheduler in its own process."""

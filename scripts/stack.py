@@ -1,0 +1,146 @@
+"""Start, wait for and stop the services: backend, action server, Rasa server, scheduler.
+
+Used by `make run` / `make stop` and by the end-to-end tests (with their own ports and databases),
+so the services are launched exactly one way. Standard library only.
+
+    python scripts/stack.py up      # start everything in the background, print the URLs
+    python scripts/stack.py down    # stop what `up` started
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.settings import load_env  # noqa: E402
+
+APP_PY = str(ROOT / ".venv-app" / "bin" / "python")
+BOT_PY = str(ROOT / ".venv-bot" / "bin" / "python")
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    health_url: str | None
+    startup_timeout: float = 60.0
+
+
+@dataclass
+class Stack:
+    """A set of services sharing one environment; run_dir holds pid files and logs."""
+
+    env: dict[str, str]
+    run_dir: Path
+    services: list[Service] = field(default_factory=list)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, run_dir: Path, overrides: dict[str, str] | None = None, with_scheduler: bool = True) -> "Stack":
+        env = load_env()
+        env.update(overrides or {})
+        env = {k: v for k, v in env.items()}
+        # Derived values must follow the ports, whatever was overridden.
+        env.setdefault("BACKEND_URL", f"http://127.0.0.1:{env['BACKEND_PORT']}")
+        env["ACTION_SERVER_URL"] = f"http://127.0.0.1:{env['ACTION_PORT']}/webhook"
+        stack = cls(env=env, run_dir=run_dir)
+        b, a, r = env["BACKEND_PORT"], env["ACTION_PORT"], env["RASA_PORT"]
+        stack.services = [
+            Service("backend", [APP_PY, "-m", "uvicorn", "--factory", "backend.main:create_app",
+                                "--host", "127.0.0.1", "--port", b, "--no-access-log"],
+                    f"http://127.0.0.1:{b}/health"),
+            Service("actions", [BOT_PY, "-m", "bot.launch", "actions"], f"http://127.0.0.1:{a}/health"),
+            Service("rasa", [BOT_PY, "-m", "bot.launch", "rasa"], f"http://127.0.0.1:{r}/", startup_timeout=180),
+        ]
+        if with_scheduler:
+            stack.services.append(Service("scheduler", [APP_PY, "-m", "scheduler"], None))
+        return stack
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["PYTHONPATH"] = str(ROOT)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        return env
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        env = self._child_env()
+        for svc in self.services:
+            log = open(self.run_dir / f"{svc.name}.log", "ab")
+            proc = subprocess.Popen(svc.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            self.procs[svc.name] = proc
+            (self.run_dir / f"{svc.name}.pid").write_text(str(proc.pid))
+        for svc in self.services:
+            self.wait_healthy(svc)
+
+    def wait_healthy(self, svc: Service) -> None:
+        deadline = time.monotonic() + svc.startup_timeout
+        proc = self.procs.get(svc.name)
+        while svc.health_url:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{svc.name} exited with {proc.returncode}; see {self.run_dir / (svc.name + '.log')}")
+            try:
+                with urllib.request.urlopen(svc.health_url, timeout=2) as resp:
+                    if resp.status < 500:
+                        print(f"  {svc.name:<9} up", flush=True)
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{svc.name} not healthy after {svc.startup_timeout:.0f}s; see {self.run_dir / (svc.name + '.log')}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        stop_pidfiles(self.run_dir)
+
+
+def stop_pidfiles(run_dir: Path) -> None:
+    for pidfile in sorted(run_dir.glob("*.pid")):
+        try:
+            pid = int(pidfile.read_text())
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(50):
+                os.killpg(pid, 0)
+                time.sleep(0.1)
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+        pidfile.unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> None:
+    run_dir = ROOT / "var" / "run"
+    if argv[:1] == ["up"]:
+        stop_pidfiles(run_dir)
+        stack = Stack.from_env(run_dir)
+        print("starting services (logs in var/run/*.log)...", flush=True)
+        stack.start()
+        e = stack.env
+        print(f"""
+The assistant is running:
+  Rasa server (REST, socket.io, HTTP API)  http://127.0.0.1:{e['RASA_PORT']}
+    try: curl -s -XPOST http://127.0.0.1:{e['RASA_PORT']}/webhooks/rest/webhook \\
+           -d '{{"sender": "web:1", "message": "我还欠多少钱"}}'
+  Action server                            http://127.0.0.1:{e['ACTION_PORT']}
+  Backend API (OpenAPI docs)               http://127.0.0.1:{e['BACKEND_PORT']}/docs
+  Scheduler                                background process (var/run/scheduler.log)
+Stop with: make stop""")
+    elif argv[:1] == ["down"]:
+        stop_pidfiles(run_dir)
+        print("services stopped")
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,85 @@
+"""Shared fixtures for the backend tests.
+
+* ``db_url``: a freshly migrated database (real Alembic migrations), once on SQLite and once on
+  PostgreSQL (127.0.0.1:5432, user postgres). One database per test module; the PostgreSQL
+  parameter is skipped only if the server cannot be reached.
+* ``app`` / ``client``: the real FastAPI app from ``create_app`` with a pinned business date.
+* ``book``: inserts customers, identities and loans (schedules from money.amortize) straight
+  through the app's sessionmaker (see testkit.Book).
+"""
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import psycopg  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from backend.cli import migrate  # noqa: E402
+from backend.core.config import Settings  # noqa: E402
+from backend.main import create_app  # noqa: E402
+from testkit import API_KEY, TODAY, Book  # noqa: E402
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+# --------------------------------------------------------------------------- databases
+
+def _pg_admin():
+    return psycopg.connect(PG_ADMIN, autocommit=True)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'loan.db'}"
+        migrate(url)
+        yield url
+        return
+
+    try:
+        admin = _pg_admin()
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
+    name = f"loan_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = PG_URL.format(name=name)
+        migrate(url)
+        yield url
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(url: str, frozen: str = TODAY.isoformat()) -> Settings:
+    return Settings(DATABASE_URL=url, BACKEND_API_KEYS=f"actions:{API_KEY}", APP_FROZEN_DATE=frozen)
+
+
+@pytest.fixture(scope="module")
+def app(db_url):
+    application = create_app(make_settings(db_url))
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def book(app) -> Book:
+    return Book(app.state.sessionmaker)
