@@ -49,7 +49,8 @@ def require_api_key(
     raise HTTPException(status_code=401)
 
 
-DB = Annotated[Session, Depends(get_db)]
+# scope="function": commit (or roll back) before the response is sent, so a 2xx means the data is stored.
+DB = Annotated[Session, Depends(get_db, scope="function")]
 Rules = Annotated[BusinessRules, Depends(get_rules)]
 Today = Annotated[Clock, Depends(get_clock)]
 Caller = Annotated[str, Depends(require_api_key)]

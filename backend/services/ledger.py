@@ -148,10 +148,12 @@ def payoff_quote(loan: Loan, rules: BusinessRules, today: date, settle_on: date)
     if later:
         current = later[0].instalment
         period_start = add_months(loan.start_date, current.seq - 1)
-        interest += accrued_interest(
+        # Capped at the instalment's scheduled interest; interest already paid towards it is not charged twice.
+        accrued = accrued_interest(
             early_principal, loan.annual_rate, rules.penalty_day_count_basis,
-            (settle_on - period_start).days, later[0].unpaid_interest,
+            (settle_on - period_start).days, current.interest,
         )
+        interest += max(accrued - current.paid_interest, ZERO)
     product = rules.products[loan.product]
     paid_count = sum(1 for r in pos.rows if r.settled)
     waived = product.early_settlement_fee_waived_after_instalments and paid_count >= product.early_settlement_fee_waived_after_instalments

@@ -12,7 +12,7 @@ from backend.models import Loan, LoanStatus, Payment
 from backend.schemas import PaymentIn
 
 from . import audit
-from .ledger import apply_payment
+from .ledger import apply_payment, refresh_loan_status
 
 
 def record_payment(db: Session, loan: Loan, data: PaymentIn, rules: BusinessRules, today: date, now: datetime, actor: str):
@@ -24,6 +24,7 @@ def record_payment(db: Session, loan: Loan, data: PaymentIn, rules: BusinessRule
     if db.scalar(select(Payment.id).where(Payment.reference == data.reference)) is not None:
         raise AppError(409, "duplicate_reference", "该还款流水号已入账", "A payment with this reference is already recorded")
     allocation = apply_payment(loan, rules, data.amount, paid_on)
+    refresh_loan_status(loan, today)  # statuses describe today, also when the payment is dated earlier
     payment = Payment(loan=loan, amount=data.amount, paid_on=paid_on, paid_at=now, method=data.method, reference=data.reference)
     db.add(payment)
     db.flush()

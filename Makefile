@@ -1,0 +1,46 @@
+# One-command set-up: every target creates what it needs on first use.
+#   make run    set up, then start backend, action server, Rasa and scheduler; print the URLs
+#   make test   set up, then run the whole test suite
+#   make stop   stop what `make run` started
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+APP_PY := .venv-app/bin/python
+BOT_PY := .venv-bot/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run stop test setup envs db model validate eval clean
+
+.venv-app/.installed: requirements/app.lock scripts/setup_envs.sh
+	@scripts/setup_envs.sh app
+
+.venv-bot/.installed: requirements/bot.lock scripts/setup_envs.sh .venv-app/.installed
+	@scripts/setup_envs.sh bot
+
+envs: .venv-app/.installed .venv-bot/.installed
+
+db: .venv-app/.installed
+	@echo "==> database: migrate and load demo data (first run only)"
+	@$(APP_PY) -m backend.cli setup
+
+model: .venv-bot/.installed
+	@echo "==> Rasa model (trained only when config, domain or data changed)"
+	@$(BOT_PY) -m bot.launch train
+
+setup: envs db model
+
+run: setup
+	@$(APP_PY) scripts/stack.py up
+
+stop:
+	@python3 scripts/stack.py down
+
+validate: .venv-bot/.installed
+	@$(BOT_PY) -m rasa data validate
+
+test: envs model
+	@echo "==> running the test suite"
+	@$(APP_PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	 if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+clean: stop
+	rm -rf var models .pytest_cache

@@ -1,0 +1,69 @@
+"""The real services for end-to-end tests: backend, action server and Rasa on free ports,
+with their own SQLite databases in a temporary folder (never the developer's var/)."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from scripts.stack import APP_PY, BOT_PY, Stack  # noqa: E402
+
+API_KEY = "e2e-actions-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningStack:
+    env: dict[str, str]
+    rasa_url: str
+    backend_url: str
+
+    def say(self, sender: str, text: str) -> list[dict]:
+        r = httpx.post(f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
+        r.raise_for_status()
+        return r.json()
+
+    def texts(self, sender: str, text: str) -> str:
+        return "\n".join(m.get("text", "") for m in self.say(sender, text))
+
+    def backend(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(f"{self.backend_url}/api/v1{path}", headers={"X-API-Key": API_KEY}, timeout=30, **kw)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> RunningStack:
+    run_dir = tmp_path_factory.mktemp("stack")
+    ports = {name: str(free_port()) for name in ("BACKEND_PORT", "ACTION_PORT", "RASA_PORT")}
+    overrides = {
+        **ports,
+        "DATABASE_URL": f"sqlite:///{run_dir / 'loan.db'}",
+        "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",
+        "BACKEND_URL": f"http://127.0.0.1:{ports['BACKEND_PORT']}",
+        "BACKEND_API_KEYS": f"actions:{API_KEY}",
+        "BACKEND_API_KEY": API_KEY,
+    }
+    s = Stack.from_env(run_dir, overrides, with_scheduler=False)
+    env = s._child_env()
+    subprocess.run([APP_PY, "-m", "backend.cli", "setup", "--count", "200"], cwd=ROOT, env=env, check=True)
+    model = subprocess.run([BOT_PY, "-m", "bot.launch", "model"], cwd=ROOT, env=env, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    if not Path(model).exists():
+        pytest.fail(f"no trained model at {model}: `make test` trains it first")
+    try:
+        s.start()
+        yield RunningStack(s.env, f"http://127.0.0.1:{ports['RASA_PORT']}", overrides["BACKEND_URL"])
+    finally:
+        s.stop()
