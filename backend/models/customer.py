@@ -1,0 +1,68 @@
+"""Borrowers and the channel identities they talk to us from."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base
+
+
+class Channel(str, enum.Enum):
+    wechat = "wechat"
+    sms = "sms"
+    web = "web"
+
+
+class IdentityStatus(str, enum.Enum):
+    active = "active"
+    inactive = "inactive"  # e.g. unsubscribed from the WeChat account
+    wrong_person = "wrong_person"  # the person on this channel said they are not the borrower
+
+
+def _enum(e: type[enum.Enum], name: str) -> Enum:
+    return Enum(e, name=name, native_enum=False, length=20, validate_strings=True)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    # Stored for identity checks; every API response masks it to the last four digits.
+    id_number: Mapped[str] = mapped_column(String(18))
+    preferred_channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"), default=Channel.sms)
+    consent_reminders: Mapped[bool] = mapped_column(Boolean, default=True)
+    consent_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Only the bank and the last four digits of the repayment card are kept (PIPL: collect the minimum).
+    card_bank: Mapped[str | None] = mapped_column(String(30))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    risk_tier: Mapped[str] = mapped_column(String(10), default="low")
+    value_tier: Mapped[str] = mapped_column(String(10), default="basic")
+    segment_computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    identities: Mapped[list["ChannelIdentity"]] = relationship(back_populates="customer")
+    loans: Mapped[list["Loan"]] = relationship(back_populates="customer", order_by="Loan.id")  # noqa: F821
+
+
+class ChannelIdentity(Base):
+    """Who is behind a WeChat openid, a phone number or a web account."""
+
+    __tablename__ = "channel_identities"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_external"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[IdentityStatus] = mapped_column(
+        _enum(IdentityStatus, "identity_status"), default=IdentityStatus.active
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    customer: Mapped[Customer | None] = relationship(back_populates="identities")
