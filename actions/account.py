@@ -1,51 +1,217 @@
-"""Account answers from the backend's real figures."""
+"""Account answers from the backend's real figures, for verified borrowers only."""
 from __future__ import annotations
 
+import json
+from abc import ABC, abstractmethod
+from datetime import date, timedelta
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .backend_client import BackendClient, BackendUnavailable
-from .formatting import day, yuan
-from .identity import resolve_caller
+from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from .formatting import day, loan_name, yuan
+from .identity import verified_customer_id
 
 OPEN_STATUSES = {"active", "overdue", "restructured"}
+NOT_VERIFIED = "为保护您的账户安全，查询账户信息前需要先核实您的身份。"
+BUSY = "系统暂时繁忙，查询不到您的账户信息，请稍后再试。"
+
+
+def latest_entity(tracker: Tracker, name: str) -> str | None:
+    for ent in tracker.latest_message.get("entities", []) or []:
+        if ent.get("entity") == name:
+            return ent.get("value")
+    return None
+
+
+class AccountAnswer(Action, ABC):
+    """Shared path of every account answer: verification, loan choice, backend errors.
+
+    Subclasses set ``intent`` (for the loan-choice buttons) and implement ``answer``.
+    """
+
+    intent = ""
+    include_settled = False
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        client = BackendClient()
+        try:
+            customer_id = await verified_customer_id(client, tracker)
+            if customer_id is None:
+                dispatcher.utter_message(text=NOT_VERIFIED)
+                return []
+            loans = await client.loans(customer_id)
+            if not self.include_settled:
+                loans = [loan for loan in loans if loan["status"] in OPEN_STATUSES]
+            if not loans:
+                dispatcher.utter_message(text="您目前没有未结清的借款。")
+                return []
+            chosen = self.choose(loans, tracker)
+            if chosen is None:
+                self.ask_which(dispatcher, loans)
+                return []
+            return await self.answer(dispatcher, tracker, client, chosen) + [SlotSet("loan_ref", chosen["loan_no_last4"])]
+        except BackendRefused as exc:
+            dispatcher.utter_message(text=exc.message_zh)
+        except BackendUnavailable:
+            dispatcher.utter_message(text=BUSY)
+        return []
+
+    @staticmethod
+    def choose(loans: list[dict], tracker: Tracker) -> dict | None:
+        if len(loans) == 1:
+            return loans[0]
+        ref = latest_entity(tracker, "loan_ref") or tracker.get_slot("loan_ref")
+        return next((loan for loan in loans if loan["loan_no_last4"] == ref), None)
+
+    def ask_which(self, dispatcher: CollectingDispatcher, loans: list[dict]) -> None:
+        buttons = [{"title": loan_name(loan),
+                    "payload": f"/{self.intent}{json.dumps({'loan_ref': loan['loan_no_last4']})}"} for loan in loans]
+        dispatcher.utter_message(text="您名下有多笔借款，请问要查询哪一笔？", buttons=buttons)
+
+    @abstractmethod
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, client: BackendClient,
+                     loan: dict) -> list:
+        """Write the answer for one loan; return extra events."""
 
 
 def balance_text(loan: dict) -> str:
-    lines = [
-        f"您的{loan['product_name']}（借款编号尾号{loan['loan_no_last4']}）剩余应还 {yuan(loan['total_outstanding'])}，"
-        f"其中剩余本金 {yuan(loan['outstanding_principal'])}。"
-    ]
+    lines = [f"您的{loan_name(loan)}剩余应还 {yuan(loan['total_outstanding'])}，其中剩余本金 {yuan(loan['outstanding_principal'])}。"]
     if loan["days_past_due"] > 0:
-        lines.append(
-            f"目前已逾期 {loan['days_past_due']} 天，逾期应还 {yuan(loan['overdue_amount'])}"
-            f"（含罚息 {yuan(loan['penalty_interest'])}），请尽快还款。"
-        )
+        lines.append(f"目前已逾期 {loan['days_past_due']} 天，逾期应还 {yuan(loan['overdue_amount'])}"
+                     f"（含罚息 {yuan(loan['penalty_interest'])}），请尽快还款。")
     if loan["next_due_date"]:
         lines.append(f"下一期 {day(loan['next_due_date'])} 到期，应还 {yuan(loan['next_instalment_amount'])}。")
     return "".join(lines)
 
 
-class ActionAnswerBalance(Action):
+class ActionAnswerBalance(AccountAnswer):
+    intent = "query_balance"
+
     def name(self) -> str:
         return "action_answer_balance"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+    async def answer(self, dispatcher, tracker, client, loan) -> list:
+        dispatcher.utter_message(text=balance_text(loan))
+        return []
+
+
+class ActionAnswerSchedule(AccountAnswer):
+    intent = "query_repayment_schedule"
+
+    def name(self) -> str:
+        return "action_answer_schedule"
+
+    async def answer(self, dispatcher, tracker, client, loan) -> list:
+        rows = [r for r in await client.schedule(loan["id"]) if r["amount_outstanding"] != "0.00"]
+        if not rows:
+            dispatcher.utter_message(text=f"您的{loan_name(loan)}已没有待还的期数。")
+            return []
+        upcoming = "；".join(f"{day(r['due_date'])} {yuan(r['amount_outstanding'])}" for r in rows[:3])
+        last = rows[-1]
+        text = (f"您的{loan_name(loan)}还剩 {len(rows)} 期未还，最近几期：{upcoming}。"
+                f"最后一期在{day(last['due_date'], with_year=True)}。")
+        if loan["days_past_due"] > 0:
+            text += f"其中已逾期 {loan['days_past_due']} 天的部分请尽快还款。"
+        dispatcher.utter_message(text=text)
+        return []
+
+
+class ActionAnswerLoanStatus(AccountAnswer):
+    intent = "query_loan_status"
+    include_settled = True
+
+    def name(self) -> str:
+        return "action_answer_loan_status"
+
+    async def run(self, dispatcher, tracker, domain) -> list:
+        # Status covers every loan at once, settled ones included: no need to pick one.
         client = BackendClient()
         try:
-            caller = await resolve_caller(client, tracker.sender_id)
-            if not caller.may_see_account:
-                dispatcher.utter_message(text="为保护您的账户安全，查询账户信息前需要先核实您的身份。")
+            customer_id = await verified_customer_id(client, tracker)
+            if customer_id is None:
+                dispatcher.utter_message(text=NOT_VERIFIED)
                 return []
-            loans = [loan for loan in await client.loans(caller.customer_id) if loan["status"] in OPEN_STATUSES]
+            loans = await client.loans(customer_id)
         except BackendUnavailable:
-            dispatcher.utter_message(text="系统暂时繁忙，查询不到您的账户信息，请稍后再试。")
+            dispatcher.utter_message(text=BUSY)
             return []
         if not loans:
-            dispatcher.utter_message(text="您目前没有未结清的借款。")
+            dispatcher.utter_message(text="没有查到您名下的借款记录。")
             return []
+        lines = []
         for loan in loans:
-            dispatcher.utter_message(text=balance_text(loan))
+            if loan["status"] == "settled":
+                lines.append(f"{loan_name(loan)}：已结清。")
+            elif loan["days_past_due"] > 0:
+                lines.append(f"{loan_name(loan)}：已逾期 {loan['days_past_due']} 天，逾期应还 {yuan(loan['overdue_amount'])}。")
+            elif loan["status"] == "restructured":
+                lines.append(f"{loan_name(loan)}：已办理协商还款，按新计划正常还款中。")
+            else:
+                lines.append(f"{loan_name(loan)}：正常还款中，没有逾期。")
+        dispatcher.utter_message(text="\n".join(lines))
+        return []
+
+
+class ActionAnswerPaymentHistory(AccountAnswer):
+    intent = "query_payment_history"
+    include_settled = True
+
+    def name(self) -> str:
+        return "action_answer_payment_history"
+
+    async def answer(self, dispatcher, tracker, client, loan) -> list:
+        payments = await client.payments(loan["id"])
+        if not payments:
+            dispatcher.utter_message(text=f"您的{loan_name(loan)}暂时没有还款记录。")
+            return []
+        recent = "；".join(f"{day(p['paid_on'], with_year=True)} {yuan(p['amount'])}" for p in payments[:3])
+        dispatcher.utter_message(text=f"您的{loan_name(loan)}最近的还款记录：{recent}。共 {len(payments)} 笔还款。")
+        return []
+
+
+class ActionAnswerEarlyRepayment(AccountAnswer):
+    intent = "request_early_repayment"
+
+    def name(self) -> str:
+        return "action_answer_early_repayment"
+
+    async def answer(self, dispatcher, tracker, client, loan) -> list:
+        settle_on = latest_entity(tracker, "date")
+        quote = await client.payoff(loan["id"], settle_on)
+        parts = f"本金 {yuan(quote['principal'])}、利息 {yuan(quote['interest'])}"
+        if quote["penalty_interest"] != "0.00":
+            parts += f"、罚息 {yuan(quote['penalty_interest'])}"
+        if quote["fees"] != "0.00":
+            parts += f"、费用 {yuan(quote['fees'])}"
+        parts += f"、提前结清手续费 {yuan(quote['early_settlement_fee'])}"
+        dispatcher.utter_message(text=(
+            f"如在{day(quote['settle_on'])}提前结清{loan_name(loan)}，需还款 {yuan(quote['total'])}（{parts}）。"
+            "可在App「我的借款-提前结清」操作，或对公转账后联系客服确认。金额以结清当日为准。"))
+        return []
+
+
+class ActionCheckPaymentMade(AccountAnswer):
+    intent = "report_payment_made"
+    include_settled = True
+
+    def name(self) -> str:
+        return "action_check_payment_made"
+
+    async def answer(self, dispatcher, tracker, client, loan) -> list:
+        payments = await client.payments(loan["id"])
+        since = (date.fromisoformat(loan["as_of"]) - timedelta(days=7)).isoformat()
+        recent = [p for p in payments if p["paid_on"] >= since]
+        if recent:
+            p = recent[0]
+            text = f"已收到您{day(p['paid_on'])}的还款 {yuan(p['amount'])}，已入账到{loan_name(loan)}。"
+            if loan["status"] != "settled" and loan["days_past_due"] > 0:
+                text += f"目前仍有逾期应还 {yuan(loan['overdue_amount'])}。"
+            dispatcher.utter_message(text=text)
+        else:
+            dispatcher.utter_message(text=(
+                f"暂未查到{loan_name(loan)}最近7天的还款入账。银行转账一般1-2个工作日到账，"
+                "如已超过时间仍未入账，请保留转账凭证并回复「转人工」。"))
         return []

@@ -14,6 +14,14 @@ class BackendUnavailable(Exception):
     """The backend could not answer; the bot apologises instead of guessing figures."""
 
 
+class BackendRefused(Exception):
+    """The backend refused the request (4xx) with a message meant for the borrower."""
+
+    def __init__(self, status: int, code: str, message_zh: str) -> None:
+        super().__init__(code)
+        self.status, self.code, self.message_zh = status, code, message_zh
+
+
 class BackendClient:
     def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 8.0) -> None:
         self.base_url = (base_url or os.environ.get("BACKEND_URL", "http://127.0.0.1:8000")).rstrip("/")
@@ -25,18 +33,56 @@ class BackendClient:
         try:
             async with aiohttp.ClientSession(timeout=self.timeout, headers={"X-API-Key": self.api_key}) as s:
                 async with s.request(method, url, **kwargs) as resp:
-                    if resp.status == 404:
+                    if resp.status == 404 and method == "GET":
                         return None
+                    if resp.status == 204:
+                        return {}
+                    body = await resp.json(content_type=None)
+                    if 400 <= resp.status < 500 and resp.status not in (401, 403):
+                        err = (body or {}).get("error", {})
+                        raise BackendRefused(resp.status, err.get("code", ""), err.get("message_zh", "请求未能完成"))
                     if resp.status >= 400:
-                        log.warning("backend %s %s -> %s", method, path.split("?")[0], resp.status)
-                        raise BackendUnavailable(f"{resp.status}")
-                    return await resp.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+                        # Path only up to the resource kind: identities carry phone numbers.
+                        log.warning("backend %s /%s -> %s", method, path.strip("/").split("/")[0], resp.status)
+                        raise BackendUnavailable(str(resp.status))
+                    return body
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("backend unreachable: %s", type(exc).__name__)
             raise BackendUnavailable(type(exc).__name__) from exc
 
     async def identity(self, channel: str, external_id: str) -> dict | None:
         return await self._request("GET", f"/identities/{channel}/{external_id}")
 
+    async def customer(self, customer_id: int) -> dict | None:
+        return await self._request("GET", f"/customers/{customer_id}")
+
     async def loans(self, customer_id: int) -> list[dict]:
         return await self._request("GET", f"/customers/{customer_id}/loans") or []
+
+    async def schedule(self, loan_id: int) -> list[dict]:
+        return await self._request("GET", f"/loans/{loan_id}/schedule") or []
+
+    async def payments(self, loan_id: int) -> list[dict]:
+        return await self._request("GET", f"/loans/{loan_id}/payments") or []
+
+    async def payoff(self, loan_id: int, day: str | None = None) -> dict:
+        return await self._request("GET", f"/loans/{loan_id}/payoff", params={"date": day} if day else None)
+
+    async def start_verification(self, conversation: str, phone: str, id_last4: str) -> dict:
+        return await self._request("POST", "/verification/start",
+                                   json={"conversation": conversation, "phone": phone, "id_last4": id_last4})
+
+    async def check_verification(self, conversation: str, code: str) -> dict:
+        return await self._request("POST", "/verification/check", json={"conversation": conversation, "code": code})
+
+    async def mark_wrong_person(self, channel: str, external_id: str) -> dict:
+        return await self._request("POST", f"/identities/{channel}/{external_id}/wrong-person")
+
+    async def unsubscribe(self, customer_id: int) -> None:
+        await self._request("POST", f"/customers/{customer_id}/unsubscribe")
+
+    async def record_promise(self, loan_id: int, promised_date: str, amount: str | None, channel: str) -> dict:
+        body = {"promised_date": promised_date, "channel": channel}
+        if amount:
+            body["amount"] = amount
+        return await self._request("POST", f"/loans/{loan_id}/promises", json=body)

@@ -1,4 +1,4 @@
-"""How figures are written to borrowers: 「¥2,500.00」 and 「12月15日（周二）」."""
+"""How figures are written to borrowers: 「¥2,500.00」, 「12月15日（周二）」, 「15.60%」."""
 from __future__ import annotations
 
 from datetime import date
@@ -11,6 +11,15 @@ def yuan(value: Decimal | str | float) -> str:
     return f"¥{Decimal(str(value)):,.2f}"
 
 
-def day(value: date | str) -> str:
+def day(value: date | str, with_year: bool = False) -> str:
     d = date.fromisoformat(value) if isinstance(value, str) else value
-    return f"{d.month}月{d.day}日（周{WEEKDAYS[d.weekday()]}）"
+    prefix = f"{d.year}年" if with_year else ""
+    return f"{prefix}{d.month}月{d.day}日（周{WEEKDAYS[d.weekday()]}）"
+
+
+def percent(rate: Decimal | str) -> str:
+    return f"{Decimal(str(rate)) * 100:.2f}%"
+
+
+def loan_name(loan: dict) -> str:
+    return f"{loan['product_name']}（尾号{loan['loan_no_last4']}）"

@@ -5,11 +5,17 @@ import logging
 
 from fastapi import FastAPI
 
-from backend.api.routes import accounts, health, operations
+from backend.api.routes import accounts, conversations, health, operations
 from backend.core.clock import Clock
 from backend.core.config import Settings, get_settings, load_rules
 from backend.core.errors import install_error_handlers
 from backend.db import make_engine, make_sessionmaker
+from backend.services.sms import OutboxSender, SmsSender
+
+
+def make_sms_sender(settings: Settings) -> SmsSender:
+    """SMS_PROVIDER picks the implementation; 'outbox' (a local file) is the development default."""
+    return OutboxSender(settings.sms_outbox_path)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,8 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.rules = load_rules(settings.business_rules_path)
     app.state.clock = Clock(settings.frozen_date)
+    app.state.sms_sender = make_sms_sender(settings)
     install_error_handlers(app)
-    for module in (health, accounts, operations):
+    for module in (health, accounts, conversations, operations):
         app.include_router(module.router)
     return app
 

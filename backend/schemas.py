@@ -119,3 +119,45 @@ class PaymentResult(BaseModel):
     payment: PaymentOut
     allocation: dict[str, Decimal]
     loan: LoanSummary
+
+
+class VerificationStartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversation: str = Field(min_length=3, max_length=100)
+    phone: str = Field(pattern=r"^(\+86)?1[3-9]\d{9}$")
+    id_last4: str = Field(pattern=r"^\d{3}[\dXx]$")
+
+
+class VerificationCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversation: str = Field(min_length=3, max_length=100)
+    code: str = Field(pattern=r"^\d{6}$")
+
+
+class VerificationOut(BaseModel):
+    status: Literal["sent", "not_matched", "locked", "no_code", "expired", "wrong_code", "verified"]
+    phone_masked: str | None = None
+    customer_id: int | None = None
+    attempts_left: int | None = None
+    locked_until: str | None = None
+    expires_in: int | None = None
+
+
+class PromiseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    promised_date: date
+    amount: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=2)
+    channel: Literal["wechat", "sms", "web"]
+
+
+class PromiseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    loan_id: int
+    promised_date: date
+    amount: Decimal
+    status: str

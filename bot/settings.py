@@ -36,10 +36,13 @@ def _absolute_sqlite(url: str) -> str:
 def load_env() -> dict[str, str]:
     env = _read_env_file(ROOT / ".env.example")
     env.update(_read_env_file(ROOT / ".env"))
-    env.update({k: v for k, v in os.environ.items() if k in env or k.startswith(("RASA_", "BACKEND_", "APP_", "SCHEDULER_", "ACTION_", "DATABASE_"))})
+    env.update({k: v for k, v in os.environ.items() if k in env or k.startswith(("RASA_", "BACKEND_", "APP_", "SCHEDULER_", "ACTION_", "DATABASE_", "SMS_"))})
     for key in ("DATABASE_URL", "RASA_TRACKER_URL"):
         if key in env:
             env[key] = _absolute_sqlite(env[key])
+    for key in ("SMS_OUTBOX_PATH",):
+        if env.get(key) and not Path(env[key]).is_absolute():
+            env[key] = str(ROOT / env[key])
     tracker = urlsplit(env.get("RASA_TRACKER_URL", "sqlite://"))
     env["RASA_TRACKER_DIALECT"] = tracker.scheme.split("+")[0] or "sqlite"
     lock = urlsplit(env.get("RASA_LOCK_STORE_URL", "redis://127.0.0.1:6379/1"))

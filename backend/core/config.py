@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     business_rules_path: Path = Field(
         default=ROOT / "config" / "business.yml", alias="BUSINESS_RULES_PATH"
     )
+    sms_provider: str = Field(default="outbox", alias="SMS_PROVIDER")
+    sms_outbox_path: Path = Field(default=ROOT / "var" / "sms_outbox.jsonl", alias="SMS_OUTBOX_PATH")
     # ISO date; when set, "today" is this date (demo and tests across processes).
     frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
 
@@ -57,6 +59,13 @@ class SegmentRule(BaseModel):
     any_of: list[dict[str, Any]]
 
 
+class VerificationRules(BaseModel):
+    code_ttl_seconds: int = 300
+    max_wrong_attempts: int = 5
+    lock_minutes: int = 30
+    max_mismatches: int = 5
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -64,6 +73,8 @@ class BusinessRules(BaseModel):
     penalty_day_count_basis: int
     risk_tier_rules: list[SegmentRule]
     value_tier_rules: list[SegmentRule]
+    verification: VerificationRules = VerificationRules()
+    promise_max_days_ahead: int = 30
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -78,6 +89,8 @@ class BusinessRules(BaseModel):
             penalty_day_count_basis=int(raw["penalty"]["day_count_basis"]),
             risk_tier_rules=[SegmentRule(**r) for r in raw["segments"]["risk_tier"]],
             value_tier_rules=[SegmentRule(**r) for r in raw["segments"]["value_tier"]],
+            verification=VerificationRules(**raw.get("verification", {})),
+            promise_max_days_ahead=int(raw.get("promise_to_pay", {}).get("max_days_ahead", 30)),
         )
 
 

@@ -1,10 +1,11 @@
 """ORM models: the system of record. Import from here so Alembic sees every table."""
 from .audit import AuditLog
 from .base import Base
+from .engagement import OtpChallenge, PromiseStatus, PromiseToPay, SmsMessage
 from .customer import Channel, ChannelIdentity, Customer, IdentityStatus
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
 
 __all__ = [
     "AuditLog", "Base", "Channel", "ChannelIdentity", "Customer", "IdentityStatus",
-    "Instalment", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
+    "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
 ]

@@ -1,0 +1,28 @@
+"""Policy texts from config/knowledge_base.yml (one editable file, reviewed by compliance)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+KB_PATH = Path(__file__).resolve().parents[1] / "config" / "knowledge_base.yml"
+RULES_PATH = Path(__file__).resolve().parents[1] / "config" / "business.yml"
+
+
+@lru_cache(maxsize=1)
+def _texts() -> dict[str, str]:
+    return yaml.safe_load(KB_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _penalty_multiplier() -> str:
+    rules = yaml.safe_load(RULES_PATH.read_text(encoding="utf-8"))
+    return str(rules["penalty"]["rate_multiplier"])
+
+
+def kb(key: str, **values) -> str:
+    multiplier = _penalty_multiplier()
+    values.setdefault("penalty_multiplier", multiplier)
+    values.setdefault("penalty_markup", f"{(float(multiplier) - 1) * 100:.0f}")
+    return _texts()[key].format(**values)

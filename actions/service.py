@@ -1,0 +1,108 @@
+"""Service turns: unsubscribe, wrong person, handing over to a human, and fallback."""
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from .backend_client import BackendClient, BackendUnavailable
+from .identity import resolve_caller, split_sender
+from .knowledge import kb
+from .session import RESET_SLOTS
+
+# Topics offered as buttons when the bot did not understand (title, intent).
+SUGGESTIONS = {
+    "query_balance": "查询待还金额",
+    "query_repayment_schedule": "查询还款日",
+    "query_payment_history": "查询还款记录",
+    "ask_repayment_method": "怎么还款",
+    "ask_interest_fees": "利息和费用",
+    "request_repayment_plan": "还款困难/协商还款",
+    "query_loan_status": "借款状态",
+    "request_early_repayment": "提前结清",
+    "complaint": "投诉建议",
+}
+DEFAULT_SUGGESTIONS = ["query_balance", "query_repayment_schedule"]
+
+
+class ActionUnsubscribe(Action):
+    def name(self) -> str:
+        return "action_unsubscribe"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        client = BackendClient()
+        try:
+            caller = await resolve_caller(client, tracker.sender_id)
+            customer_id = caller.customer_id if caller.status == "active" else None
+            if customer_id is None and tracker.get_slot("verified"):
+                customer_id = tracker.get_slot("customer_id")
+            if customer_id is not None:
+                await client.unsubscribe(int(customer_id))
+                dispatcher.utter_message(text=kb("unsubscribe_done"))
+                return []
+        except BackendUnavailable:
+            pass
+        dispatcher.utter_message(text=kb("unsubscribe_unknown"))
+        return []
+
+
+class ActionWrongPerson(Action):
+    """Apologise, reveal nothing, mark the channel identity as wrong, end the conversation."""
+
+    def name(self) -> str:
+        return "action_wrong_person"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        channel, external = split_sender(tracker.sender_id)
+        try:
+            if channel and external:
+                await BackendClient().mark_wrong_person(channel, external)
+        except BackendUnavailable:
+            pass  # the apology still goes out; nothing is disclosed either way
+        dispatcher.utter_message(text=kb("wrong_person"))
+        events = [SlotSet("verified", False), SlotSet("customer_id", None), SlotSet("loan_ref", None)]
+        events += [SlotSet(s, None) for s in RESET_SLOTS]
+        if tracker.active_loop.get("name"):
+            events.append(ActiveLoop(None))
+        return events
+
+
+class ActionHandoff(Action):
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        dispatcher.utter_message(text=kb("handoff"))
+        return []
+
+
+def _previous_user_intent(tracker: Tracker) -> str | None:
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    if len(users) < 2:
+        return None
+    return (users[-2].get("parse_data") or {}).get("intent", {}).get("name")
+
+
+class ActionFallback(Action):
+    """First miss: ask to rephrase with two likely topics as buttons. Second miss in a row: offer a human."""
+
+    def name(self) -> str:
+        return "action_fallback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        if _previous_user_intent(tracker) == "nlu_fallback":
+            dispatcher.utter_message(
+                text="抱歉，我还是没能理解您的问题。需要为您转接人工客服吗？",
+                buttons=[{"title": "转人工客服", "payload": "/request_human"}, {"title": "不用了", "payload": "/deny"}])
+            return []
+        ranking = tracker.latest_message.get("intent_ranking", []) or []
+        likely = [r["name"] for r in ranking if r.get("name") in SUGGESTIONS][:2]
+        for extra in DEFAULT_SUGGESTIONS:
+            if len(likely) < 2 and extra not in likely:
+                likely.append(extra)
+        dispatcher.utter_message(
+            text="抱歉，我没太理解您的意思，能换个说法吗？您是想问：",
+            buttons=[{"title": SUGGESTIONS[i], "payload": f"/{i}"} for i in likely])
+        return []

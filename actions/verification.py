@@ -1,0 +1,132 @@
+"""The identity form: registered phone, ID last four, then the SMS code checked by the backend."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from .registry import ACCOUNT_ACTIONS
+
+IDENTITY_SLOTS = ("identity_phone", "identity_id_last4", "identity_otp", "identity_outcome")
+SORRY_BUSY = "系统暂时繁忙，请稍后再试。"
+
+
+class ActionRememberQuestion(Action):
+    """Before verification: remember which answer to give afterwards, start the form afresh."""
+
+    def name(self) -> str:
+        return "action_remember_question"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        intent = tracker.latest_message.get("intent", {}).get("name")
+        pending = ACCOUNT_ACTIONS.get(intent)
+        return [SlotSet("pending_action", pending)] + [SlotSet(s, None) for s in IDENTITY_SLOTS[2:]]
+
+
+class ValidateIdentityForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_identity_form"
+
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> list[str]:
+        if tracker.get_slot("identity_outcome") in ("verified", "locked"):
+            return []
+        return domain_slots
+
+    def validate_identity_phone(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                domain: DomainDict) -> dict[str, Any]:
+        digits = re.sub(r"\D", "", str(value or ""))[-11:]
+        if not re.fullmatch(r"1[3-9]\d{9}", digits):
+            dispatcher.utter_message(text="手机号格式好像不对，请输入11位手机号码。")
+            return {"identity_phone": None}
+        return {"identity_phone": digits}
+
+    def validate_identity_id_last4(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                   domain: DomainDict) -> dict[str, Any]:
+        v = str(value or "").strip().upper()
+        if not re.fullmatch(r"\d{3}[\dX]", v):
+            dispatcher.utter_message(text="请输入身份证号码的后四位（数字，最后一位可能是X）。")
+            return {"identity_id_last4": None}
+        return {"identity_id_last4": v}
+
+    def validate_identity_otp(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                              domain: DomainDict) -> dict[str, Any]:
+        v = re.sub(r"\D", "", str(value or ""))
+        if len(v) != 6:
+            dispatcher.utter_message(text="验证码是6位数字，请重新输入。")
+            return {"identity_otp": None}
+        return {"identity_otp": v}
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list:
+        events = await super().run(dispatcher, tracker, domain)
+        slots = dict(tracker.current_slot_values())
+        slots.update({e["name"]: e["value"] for e in events if e.get("event") == "slot"})
+        try:
+            events += await self._advance(dispatcher, tracker.sender_id, slots)
+        except BackendUnavailable:
+            dispatcher.utter_message(text=SORRY_BUSY)
+            events += [SlotSet("identity_outcome", "locked")]
+        except BackendRefused as exc:
+            dispatcher.utter_message(text=exc.message_zh)
+            events += [SlotSet(s, None) for s in IDENTITY_SLOTS]
+        return events
+
+    async def _advance(self, dispatcher: CollectingDispatcher, conversation: str, slots: dict) -> list:
+        client = BackendClient()
+        phone, id4, otp, outcome = (slots.get(s) for s in IDENTITY_SLOTS)
+        if otp and outcome == "sent":
+            result = await client.check_verification(conversation, otp)
+            status = result["status"]
+            if status == "verified":
+                return [SlotSet("verified", True), SlotSet("customer_id", result["customer_id"]),
+                        SlotSet("identity_outcome", "verified")]
+            if status == "wrong_code":
+                dispatcher.utter_message(text=f"验证码不正确，您还可以再试{result['attempts_left']}次。")
+                return [SlotSet("identity_otp", None)]
+            if status == "expired":
+                dispatcher.utter_message(text="验证码已过期，正在为您重新发送。")
+                return [SlotSet("identity_otp", None)] + await self._send(dispatcher, client, conversation, phone, id4)
+            if status == "locked":
+                return [SlotSet("identity_outcome", "locked")]
+            return [SlotSet("identity_otp", None), SlotSet("identity_outcome", None)]
+        if phone and id4 and outcome != "sent":
+            return await self._send(dispatcher, client, conversation, phone, id4)
+        return []
+
+    async def _send(self, dispatcher, client, conversation, phone, id4) -> list:
+        result = await client.start_verification(conversation, phone, id4)
+        if result["status"] == "sent":
+            dispatcher.utter_message(text=f"验证码已发送至 {result['phone_masked']}，5分钟内有效。")
+            return [SlotSet("identity_outcome", "sent"), SlotSet("identity_otp", None)]
+        if result["status"] == "locked":
+            return [SlotSet("identity_outcome", "locked")]
+        dispatcher.utter_message(text="手机号或身份证后四位与我们的记录不一致，请重新输入登记的手机号。")
+        return [SlotSet("identity_phone", None), SlotSet("identity_id_last4", None), SlotSet("identity_outcome", None)]
+
+
+class ActionAfterVerification(Action):
+    """Form finished: answer the question that started it, or explain the lock."""
+
+    def name(self) -> str:
+        return "action_after_verification"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        reset = [SlotSet(s, None) for s in IDENTITY_SLOTS] + [SlotSet("pending_action", None)]
+        if not tracker.get_slot("verified"):
+            dispatcher.utter_message(text="验证未通过次数过多，为保护您的账户安全，请30分钟后再试，或回复「转人工」联系人工客服。")
+            return reset
+        dispatcher.utter_message(text="身份验证成功。")
+        pending = tracker.get_slot("pending_action")
+        events: list = []
+        if pending:
+            from .registry import action_by_name
+
+            events = await action_by_name(pending).run(dispatcher, tracker, domain)
+        else:
+            dispatcher.utter_message(text="请问有什么可以帮您？")
+        return reset + events

@@ -1,0 +1,53 @@
+"""Endpoints the bot calls on behalf of a conversation: verification, wrong person,
+unsubscribe, promises to pay."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from backend.api.deps import DB, Caller, Rules, Today
+from backend.models import PromiseStatus, PromiseToPay
+from backend.schemas import (
+    IdentityOut, PromiseIn, PromiseOut, VerificationCheckIn, VerificationOut, VerificationStartIn,
+)
+from backend.services import accounts, engagement, verification
+
+router = APIRouter(prefix="/api/v1", tags=["conversations"])
+
+
+@router.post("/verification/start", response_model=VerificationOut, response_model_exclude_none=True)
+def verification_start(data: VerificationStartIn, request: Request, db: DB, rules: Rules, clock: Today, caller: Caller):
+    """Check phone + ID last four and send a one-time code to the registered phone."""
+    return verification.start(db, rules, request.app.state.sms_sender, data.conversation, data.phone,
+                              data.id_last4, clock.now(), caller)
+
+
+@router.post("/verification/check", response_model=VerificationOut, response_model_exclude_none=True)
+def verification_check(data: VerificationCheckIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+    return verification.check(db, rules, data.conversation, data.code, clock.now(), caller)
+
+
+@router.post("/identities/{channel}/{external_id}/wrong-person", response_model=IdentityOut)
+def wrong_person(channel: str, external_id: str, db: DB, caller: Caller):
+    engagement.mark_wrong_person(db, channel, external_id, caller)
+    return accounts.get_identity(db, channel, external_id)
+
+
+@router.post("/customers/{customer_id}/unsubscribe", status_code=204)
+def unsubscribe(customer_id: int, db: DB, caller: Caller) -> None:
+    engagement.unsubscribe(db, accounts.get_customer(db, customer_id), caller)
+
+
+@router.post("/loans/{loan_id}/promises", response_model=PromiseOut, status_code=201)
+def promise(loan_id: int, data: PromiseIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+    loan = accounts.get_loan(db, loan_id)
+    p = engagement.record_promise(db, rules, loan, data.promised_date, data.amount, data.channel, clock.today(), caller)
+    return PromiseOut(id=p.id, loan_id=p.loan_id, promised_date=p.promised_date, amount=p.amount, status=p.status.value)
+
+
+@router.get("/customers/{customer_id}/promises", response_model=list[PromiseOut])
+def promises(customer_id: int, db: DB, _: Caller):
+    accounts.get_customer(db, customer_id)
+    rows = db.query(PromiseToPay).filter(PromiseToPay.customer_id == customer_id,
+                                         PromiseToPay.status == PromiseStatus.open).order_by(PromiseToPay.id)
+    return [PromiseOut(id=p.id, loan_id=p.loan_id, promised_date=p.promised_date, amount=p.amount,
+                       status=p.status.value) for p in rows]

@@ -1,0 +1,66 @@
+"""Conversation outcomes the backend records: wrong person, unsubscribe, promises to pay."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.core.config import BusinessRules
+from backend.core.errors import AppError
+from backend.models import Channel, ChannelIdentity, Customer, IdentityStatus, Loan, LoanStatus, PromiseToPay
+
+from . import audit
+from .ledger import position
+from .money import q2
+
+
+def _identity(db: Session, channel: str, external_id: str) -> ChannelIdentity:
+    try:
+        ch = Channel(channel)
+    except ValueError:
+        raise AppError(422, "unknown_channel", "不支持的渠道", "Unknown channel") from None
+    ident = db.scalar(select(ChannelIdentity).where(ChannelIdentity.channel == ch, ChannelIdentity.external_id == external_id))
+    if ident is None:
+        ident = ChannelIdentity(channel=ch, external_id=external_id, verified=False)
+        db.add(ident)
+    return ident
+
+
+def mark_wrong_person(db: Session, channel: str, external_id: str, actor: str) -> ChannelIdentity:
+    """The person on this channel is not the borrower: never disclose anything to it again."""
+    ident = _identity(db, channel, external_id)
+    ident.status = IdentityStatus.wrong_person
+    ident.verified = False
+    db.flush()
+    audit.record(db, actor, "identity.wrong_person", "channel_identity", ident.id, channel=channel)
+    return ident
+
+
+def unsubscribe(db: Session, customer: Customer, actor: str) -> None:
+    customer.consent_reminders = False
+    customer.consent_marketing = False
+    audit.record(db, actor, "customer.unsubscribed", "customer", customer.id)
+
+
+def record_promise(db: Session, rules: BusinessRules, loan: Loan, promised_date: date, amount: Decimal | None,
+                   channel: str, today: date, actor: str) -> PromiseToPay:
+    if loan.status == LoanStatus.settled:
+        raise AppError(409, "loan_settled", "该笔借款已结清", "The loan is already settled")
+    if promised_date < today:
+        raise AppError(422, "date_in_past", "承诺还款日期不能早于今天", "The promised date cannot be in the past")
+    if promised_date > today + timedelta(days=rules.promise_max_days_ahead):
+        raise AppError(422, "date_too_far", f"承诺还款日期需在{rules.promise_max_days_ahead}天以内",
+                       f"The promised date must be within {rules.promise_max_days_ahead} days")
+    pos = position(loan, rules, promised_date)
+    amount = q2(amount) if amount is not None else pos.amount_due
+    if amount <= 0 or amount > pos.total_outstanding:
+        raise AppError(422, "amount_out_of_range", "承诺金额需大于零且不超过剩余应还总额",
+                       "The amount must be positive and not more than the outstanding total")
+    promise = PromiseToPay(customer_id=loan.customer_id, loan_id=loan.id, promised_date=promised_date,
+                           amount=amount, channel=channel)
+    db.add(promise)
+    db.flush()
+    audit.record(db, actor, "promise.recorded", "loan", loan.id, promised_date=promised_date.isoformat(), amount=str(amount))
+    return promise

@@ -1,0 +1,94 @@
+"""Identity verification for a conversation: registered phone + ID last four, then an SMS code.
+
+Rules (config/business.yml, ``verification``): a code lives 5 minutes; 5 wrong codes lock the
+conversation for 30 minutes; 5 phone/ID mismatches lock it too. Codes are stored hashed.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.core.config import BusinessRules
+from backend.models import Customer, OtpChallenge
+
+from . import audit
+from .masking import mask_phone
+from .sms import SmsSender, send_sms
+
+
+def _hash(conversation: str, code: str) -> str:
+    return hashlib.sha256(f"{conversation}:{code}".encode()).hexdigest()
+
+
+def _aware(dt: datetime | None, like: datetime) -> datetime | None:
+    """SQLite returns naive datetimes; we store UTC-aware ones."""
+    if dt is None or dt.tzinfo is not None:
+        return dt
+    return dt.replace(tzinfo=like.tzinfo)
+
+
+def _latest(db: Session, conversation: str) -> OtpChallenge | None:
+    return db.scalar(select(OtpChallenge).where(OtpChallenge.conversation == conversation)
+                     .order_by(OtpChallenge.id.desc()).limit(1))
+
+
+def _locked(ch: OtpChallenge | None, now: datetime) -> datetime | None:
+    if ch and ch.locked_until and _aware(ch.locked_until, now) > now:
+        return _aware(ch.locked_until, now)
+    return None
+
+
+def start(db: Session, rules: BusinessRules, sms: SmsSender, conversation: str, phone: str, id_last4: str,
+          now: datetime, actor: str) -> dict:
+    """Send a code if phone and ID last four belong to one customer. Never says which part was wrong."""
+    v = rules.verification
+    latest = _latest(db, conversation)
+    if until := _locked(latest, now):
+        return {"status": "locked", "locked_until": until.isoformat()}
+    customer = db.scalar(select(Customer).where(Customer.phone == phone.removeprefix("+86")))
+    if customer is None or customer.id_number[-4:].upper() != id_last4.upper():
+        mismatches = (latest.mismatches if latest and not latest.verified_at else 0) + 1
+        ch = OtpChallenge(conversation=conversation, created_at=now, mismatches=mismatches, wrong_attempts=0)
+        if mismatches >= v.max_mismatches:
+            ch.locked_until = now + timedelta(minutes=v.lock_minutes)
+        db.add(ch)
+        audit.record(db, actor, "verification.mismatch", "conversation", conversation, mismatches=mismatches)
+        if ch.locked_until:
+            return {"status": "locked", "locked_until": ch.locked_until.isoformat()}
+        return {"status": "not_matched", "attempts_left": v.max_mismatches - mismatches}
+    code = f"{secrets.randbelow(10**6):06d}"
+    db.add(OtpChallenge(
+        conversation=conversation, customer_id=customer.id, code_hash=_hash(conversation, code), created_at=now,
+        expires_at=now + timedelta(seconds=v.code_ttl_seconds), wrong_attempts=0, mismatches=0,
+    ))
+    send_sms(db, sms, customer.phone,
+             f"【贷款客服】您的验证码是{code}，{v.code_ttl_seconds // 60}分钟内有效。请勿告诉他人，工作人员不会向您索要验证码。",
+             purpose="otp")
+    audit.record(db, actor, "verification.code_sent", "customer", customer.id, conversation=conversation)
+    return {"status": "sent", "phone_masked": mask_phone(customer.phone), "expires_in": v.code_ttl_seconds}
+
+
+def check(db: Session, rules: BusinessRules, conversation: str, code: str, now: datetime, actor: str) -> dict:
+    v = rules.verification
+    ch = _latest(db, conversation)
+    if until := _locked(ch, now):
+        return {"status": "locked", "locked_until": until.isoformat()}
+    if ch is None or ch.code_hash is None or ch.verified_at is not None:
+        return {"status": "no_code"}
+    if _aware(ch.expires_at, now) <= now:
+        return {"status": "expired"}
+    if not hmac.compare_digest(ch.code_hash, _hash(conversation, code)):
+        ch.wrong_attempts += 1
+        audit.record(db, actor, "verification.wrong_code", "conversation", conversation, attempts=ch.wrong_attempts)
+        if ch.wrong_attempts >= v.max_wrong_attempts:
+            ch.locked_until = now + timedelta(minutes=v.lock_minutes)
+            return {"status": "locked", "locked_until": ch.locked_until.isoformat()}
+        return {"status": "wrong_code", "attempts_left": v.max_wrong_attempts - ch.wrong_attempts}
+    ch.verified_at = now
+    audit.record(db, actor, "verification.verified", "customer", ch.customer_id, conversation=conversation)
+    return {"status": "verified", "customer_id": ch.customer_id}

@@ -1,0 +1,93 @@
+"""Rasa graph components: a normalising jieba tokenizer and the loan entity extractor."""
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
+from rasa.nlu.tokenizers.tokenizer import Token
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.entities import SHANGHAI, extract
+from bot.nlu.normalize import normalize
+
+TOKENS = "text_tokens"
+
+
+def _normalize_message(message: Message) -> None:
+    text = message.get(TEXT)
+    if isinstance(text, str) and text:
+        message.set(TEXT, normalize(text))
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=True)
+class NormalizingJiebaTokenizer(JiebaTokenizer):
+    """JiebaTokenizer that first normalises the text (OpenCC t2s, full-width -> half-width) and
+    drops the whitespace tokens jieba emits (RasaHQ/rasa#7910). Normalisation keeps the length,
+    so annotated entity offsets stay valid."""
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        for example in training_data.training_examples:
+            _normalize_message(example)
+        return super().process_training_data(training_data)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            _normalize_message(message)
+        return super().process(messages)
+
+    def tokenize(self, message: Message, attribute: Text) -> List[Token]:
+        return [t for t in super().tokenize(message, attribute) if t.text.strip()]
+
+
+def _now() -> datetime:
+    now = datetime.now(SHANGHAI)
+    frozen = os.environ.get("APP_FROZEN_DATE")
+    if frozen:
+        d = date.fromisoformat(frozen)
+        now = now.replace(year=d.year, month=d.month, day=d.day)
+    return now
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class LoanEntityExtractor(GraphComponent, EntityExtractorMixin):
+    """Runs bot.nlu.entities.extract on each message and snaps spans to token boundaries."""
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "LoanEntityExtractor":
+        return cls(config)
+
+    def __init__(self, config: Optional[Dict[Text, Any]] = None) -> None:
+        self.component_config = config or {}
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if not isinstance(text, str) or not text:
+                continue
+            tokens = message.get(TOKENS) or []
+            found = []
+            for ent in extract(text, _now()):
+                start, end = ent.start, ent.end
+                for t in tokens:
+                    if t.start <= start < t.end:
+                        start = t.start
+                    if t.start < end <= t.end:
+                        end = t.end
+                found.append({"entity": ent.entity, "start": start, "end": end,
+                              "value": ent.value, "confidence_entity": 1.0})
+            found = self.add_extractor_name(found)
+            message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
