@@ -48,16 +48,21 @@ class AccountAnswer(Action, ABC):
             if not loans:
                 dispatcher.utter_message(text="您目前没有未结清的借款。")
                 return []
-            chosen = self.choose(loans, tracker)
-            if chosen is None:
-                self.ask_which(dispatcher, loans)
-                return []
-            return await self.answer(dispatcher, tracker, client, chosen) + [SlotSet("loan_ref", chosen["loan_no_last4"])]
+            return await self.respond(dispatcher, tracker, client, loans)
         except BackendRefused as exc:
             dispatcher.utter_message(text=exc.message_zh)
         except BackendUnavailable:
             dispatcher.utter_message(text=BUSY)
         return []
+
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, client: BackendClient,
+                      loans: list[dict]) -> list:
+        """Answer about one loan: the only one, the one chosen, or ask which."""
+        chosen = self.choose(loans, tracker)
+        if chosen is None:
+            self.ask_which(dispatcher, loans)
+            return []
+        return await self.answer(dispatcher, tracker, client, chosen) + [SlotSet("loan_ref", chosen["loan_no_last4"])]
 
     @staticmethod
     def choose(loans: list[dict], tracker: Tracker) -> dict | None:
@@ -126,21 +131,8 @@ class ActionAnswerLoanStatus(AccountAnswer):
     def name(self) -> str:
         return "action_answer_loan_status"
 
-    async def run(self, dispatcher, tracker, domain) -> list:
+    async def respond(self, dispatcher, tracker, client, loans) -> list:
         # Status covers every loan at once, settled ones included: no need to pick one.
-        client = BackendClient()
-        try:
-            customer_id = await verified_customer_id(client, tracker)
-            if customer_id is None:
-                dispatcher.utter_message(text=NOT_VERIFIED)
-                return []
-            loans = await client.loans(customer_id)
-        except BackendUnavailable:
-            dispatcher.utter_message(text=BUSY)
-            return []
-        if not loans:
-            dispatcher.utter_message(text="没有查到您名下的借款记录。")
-            return []
         lines = []
         for loan in loans:
             if loan["status"] == "settled":
@@ -153,6 +145,9 @@ class ActionAnswerLoanStatus(AccountAnswer):
                 lines.append(f"{loan_name(loan)}：正常还款中，没有逾期。")
         dispatcher.utter_message(text="\n".join(lines))
         return []
+
+    async def answer(self, dispatcher, tracker, client, loan) -> list:
+        return await self.respond(dispatcher, tracker, client, [loan])
 
 
 class ActionAnswerPaymentHistory(AccountAnswer):

@@ -4,6 +4,7 @@
     python -m bot.launch rasa      # Rasa server with the HTTP API, on RASA_PORT
     python -m bot.launch actions   # action server on ACTION_PORT
     python -m bot.launch model     # print the path of the current model
+    python -m bot.launch eval      # cross-validated NLU evaluation into reports/nlu
 
 Models are cached under $LOAN_ASSISTANT_CACHE (default ~/.cache/loan-assistant/models) keyed by a
 hash of everything that goes into training, so a fresh clone with unchanged data trains nothing.
@@ -69,6 +70,24 @@ def train() -> Path:
     return target
 
 
+def evaluate() -> None:
+    """`make eval`: cross-validated NLU reports into reports/nlu, then a summary of the numbers."""
+    out = ROOT / "reports" / "nlu"
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "rasa", "test", "nlu", "--nlu", "data/nlu", "--config", "config.yml",
+                    "--cross-validation", "--folds", "5", "--out", str(out)], cwd=ROOT, check=True)
+    import json
+
+    lines = []
+    for name in sorted(out.glob("*_report.json")):
+        report = json.loads(name.read_text(encoding="utf-8"))
+        macro = report.get("macro avg", {})
+        lines.append(f"{name.stem}: macro F1 {macro.get('f1-score', 0):.3f}, "
+                     f"weighted F1 {report.get('weighted avg', {}).get('f1-score', 0):.3f}")
+    (out / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
 def run_rasa(env: dict[str, str]) -> None:
     model = model_path()
     if not model.exists():
@@ -90,6 +109,8 @@ def main(argv: list[str]) -> None:
     cmd = argv[0] if argv else ""
     if cmd == "train":
         train()
+    elif cmd == "eval":
+        evaluate()
     elif cmd == "model":
         print(model_path())
     elif cmd == "rasa":

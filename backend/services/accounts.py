@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import BusinessRules
 from backend.core.errors import not_found
-from backend.models import Channel, ChannelIdentity, Customer, Loan
+from backend.models import Channel, ChannelIdentity, Customer, Loan, LoanStatus
 from backend.schemas import (
     CustomerOut, IdentityOut, InstalmentOut, LoanSummary, OverdueOut, PayoffOut,
 )
@@ -82,13 +82,20 @@ def loan_summary(loan: Loan, rules: BusinessRules, as_of: date) -> LoanSummary:
         id=loan.id, loan_no_last4=loan.loan_no[-4:], product=loan.product,
         product_name=rules.products[loan.product].name, principal=loan.principal,
         annual_rate=loan.annual_rate, term_months=loan.term_months, start_date=loan.start_date,
-        status=loan.status.value, as_of=as_of, outstanding_principal=pos.outstanding_principal,
+        status=_current_status(loan, pos), as_of=as_of, outstanding_principal=pos.outstanding_principal,
         total_outstanding=pos.total_outstanding, amount_due=pos.amount_due,
         next_due_date=nxt.instalment.due_date if nxt else None,
         next_instalment_amount=nxt.total_due if nxt else None,
         overdue_amount=pos.overdue_amount, days_past_due=pos.days_past_due,
         penalty_interest=pos.penalty_interest, instalments_remaining=len(pos.open_rows),
     )
+
+
+def _current_status(loan: Loan, pos: LoanPosition) -> str:
+    """The stored status is refreshed daily; between runs, arrears as of today decide."""
+    if loan.status in (LoanStatus.active, LoanStatus.overdue):
+        return LoanStatus.overdue.value if pos.days_past_due > 0 else LoanStatus.active.value
+    return loan.status.value
 
 
 def schedule(loan: Loan, rules: BusinessRules, as_of: date) -> list[InstalmentOut]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.core.config import BusinessRules
@@ -27,7 +28,10 @@ def record_payment(db: Session, loan: Loan, data: PaymentIn, rules: BusinessRule
     refresh_loan_status(loan, today)  # statuses describe today, also when the payment is dated earlier
     payment = Payment(loan=loan, amount=data.amount, paid_on=paid_on, paid_at=now, method=data.method, reference=data.reference)
     db.add(payment)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:  # the same reference posted concurrently
+        raise AppError(409, "duplicate_reference", "该还款流水号已入账", "A payment with this reference is already recorded") from None
     audit.record(db, actor, "payment.recorded", "loan", loan.id, amount=str(data.amount),
                  reference=data.reference, allocation={k: str(v) for k, v in allocation.items()})
     return payment, allocation

@@ -46,7 +46,7 @@ RE_DATE = re.compile(
     ])
 )
 RE_MONTHS = re.compile(rf"({NUM})(个月|期)")
-RE_REFERENCE = re.compile(r"(?i)\b(?:CP|RP)\d{8}-\d{4}")
+RE_REFERENCE = re.compile(r"(?i)(?<![A-Za-z0-9])(?:CP|RP)\d{8}-\d{4}")
 MONEY_CONTEXT = re.compile(r"还|钱|元|块|转|付|扣|存|额|欠|交|凑|借|贷|万|千|月供|降到")
 RE_AMOUNT = re.compile(rf"({NUM})(块钱|块|元钱|元|万块钱|万块|万元|万|千块|千元|千|[kKwW])?")
 
@@ -115,7 +115,7 @@ def date_value(expr: str, now: datetime) -> date | None:
     if expr in ("今儿", "今晚"):
         return today
     try:
-        parsed = _jio().parse_time(expr, time_base=now.timestamp())
+        parsed = _jio().parse_time(expr, time_base=now.astimezone(SHANGHAI))  # wall-clock fields, not the host TZ
         d = date.fromisoformat(parsed["time"][0][:10])
     except (ValueError, KeyError, IndexError, TypeError):
         return None

@@ -42,6 +42,20 @@ class RunningStack:
     def backend(self, path: str, **kw) -> httpx.Response:
         return httpx.get(f"{self.backend_url}/api/v1{path}", headers={"X-API-Key": API_KEY}, timeout=30, **kw)
 
+    def backend_post(self, path: str, **kw) -> httpx.Response:
+        return httpx.post(f"{self.backend_url}/api/v1{path}", headers={"X-API-Key": API_KEY}, timeout=30, **kw)
+
+    def db(self):
+        import sqlite3
+
+        return sqlite3.connect(self.env["DATABASE_URL"].removeprefix("sqlite:///"))
+
+    def last_sms(self) -> dict:
+        import json
+
+        lines = Path(self.env["SMS_OUTBOX_PATH"]).read_text(encoding="utf-8").splitlines()
+        return json.loads(lines[-1])
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> RunningStack:
@@ -54,6 +68,8 @@ def stack(tmp_path_factory) -> RunningStack:
         "BACKEND_URL": f"http://127.0.0.1:{ports['BACKEND_PORT']}",
         "BACKEND_API_KEYS": f"actions:{API_KEY}",
         "BACKEND_API_KEY": API_KEY,
+        "SMS_PROVIDER": "outbox",
+        "SMS_OUTBOX_PATH": str(run_dir / "sms_outbox.jsonl"),
     }
     s = Stack.from_env(run_dir, overrides, with_scheduler=False)
     env = s._child_env()

@@ -1,0 +1,127 @@
+"""Writes tests/test_stories.yml: the conversation test stories run by `rasa test core`.
+
+Kept as a generator because most stories share a shape (one question, verified or not); the
+phrasings below are new sentences, not copies of the training examples. Re-run after editing:
+    .venv-app/bin/python scripts/make_test_stories.py
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (intent, action for a verified borrower, phrasings)
+ACCOUNT = [
+    ("query_balance", "action_answer_balance", ["帮我看看还欠你们多少钱", "我现在总共还差多少没还", "這個月要還多少錢"]),
+    ("query_repayment_schedule", "action_answer_schedule", ["每个月几号扣款啊", "我的还款计划发我看看", "还剩几期没还"]),
+    ("query_loan_status", "action_answer_loan_status", ["我现在算逾期了吗", "我那笔贷款结清了没有"]),
+    ("query_payment_history", "action_answer_payment_history", ["把我最近的还款记录调出来", "上个月还的那笔你们收到没"]),
+    ("request_early_repayment", "action_answer_early_repayment", ["我想把剩下的一次性提前结清", "提前还款怎么办理"]),
+    ("report_payment_made", "action_check_payment_made", ["我刚刚已经还过了", "钱昨天就转过去了"]),
+]
+KNOWLEDGE = [
+    ("ask_overdue_consequences", "action_answer_overdue_consequences", ["逾期了会不会影响征信", "晚还几天有什么后果"]),
+    ("ask_repayment_method", "action_answer_repayment_method", ["我该怎么还款", "可以用微信还吗"]),
+    ("ask_interest_fees", "action_answer_interest_fees", ["你们利息是怎么算的", "罚息是多少"]),
+    ("request_repayment_plan", "action_answer_repayment_plan", ["我失业了实在还不上，能不能协商一下", "这个月困难，能不能晚点还"]),
+    ("complaint", "action_answer_complaint", ["我要投诉你们的催收员", "你们乱扣费，我要投诉"]),
+    ("query_complaint_status", "action_answer_complaint_status", ["我上次的投诉处理得怎么样了", "投诉有结果了吗"]),
+    ("unsubscribe", "action_unsubscribe", ["退订", "以后别给我发提醒短信了"]),
+    ("busy_later", "action_busy_later", ["在开会，过会再说", "我在开车，晚点聊"]),
+    ("request_human", "action_handoff", ["转人工", "我要找真人客服"]),
+    ("wrong_person", "action_wrong_person", ["你打错了，我不是他", "我不认识这个人"]),
+    ("out_of_scope", "action_out_of_scope", ["帮我推荐个好看的电视剧", "明年房价会跌吗"]),
+]
+SMALL_TALK = [
+    ("greet", "utter_greet", ["你好呀", "在吗客服"]),
+    ("goodbye", "utter_goodbye", ["好的拜拜", "就这些，再见"]),
+    ("thank", "utter_you_are_welcome", ["太感谢了", "谢谢你啊"]),
+    ("bot_challenge", "utter_iamabot", ["你是机器人吧", "跟我聊天的是真人吗"]),
+    ("affirm", "utter_anything_else", ["好的"]),
+    ("deny", "utter_anything_else", ["不用了"]),
+]
+VERIFIED = {"slot_was_set": [{"verified": True}]}
+
+
+def user(text: str, intent: str) -> dict:
+    return {"user": text, "intent": intent}
+
+
+def stories() -> list[dict]:
+    out = []
+    for intent, action, texts in ACCOUNT:
+        for i, text in enumerate(texts):
+            out.append({"story": f"{intent} verified {i + 1}", "steps": [VERIFIED, user(text, intent), {"action": action}]})
+        out.append({"story": f"{intent} unverified starts verification", "steps": [
+            user(texts[0], intent), {"action": "action_remember_question"}, {"action": "identity_form"},
+            {"active_loop": "identity_form"}]})
+    for group in (KNOWLEDGE, SMALL_TALK):
+        for intent, action, texts in group:
+            for i, text in enumerate(texts):
+                out.append({"story": f"{intent} {i + 1}", "steps": [user(text, intent), {"action": action}]})
+    out += [
+        {"story": "promise to pay with a date (verified)", "steps": [
+            VERIFIED, user("[后天](date)一定还", "promise_to_pay"), {"action": "promise_form"},
+            {"active_loop": "promise_form"}, {"slot_was_set": [{"promise_date": "2026-11-25"}]},
+            {"active_loop": None}, {"slot_was_set": [{"requested_slot": None}]},
+            {"action": "action_record_promise"}]},
+        {"story": "promise to pay without a date asks for it", "steps": [
+            VERIFIED, user("发工资了我就还", "promise_to_pay"), {"action": "promise_form"},
+            {"active_loop": "promise_form"}, {"slot_was_set": [{"requested_slot": "promise_date"}]},
+            user("[下周五](date)吧", "promise_to_pay"), {"action": "promise_form"},
+            {"slot_was_set": [{"promise_date": "2026-12-04"}]}, {"active_loop": None},
+            {"slot_was_set": [{"requested_slot": None}]}, {"action": "action_record_promise"}]},
+        {"story": "verification end to end, then the pending answer", "steps": [
+            user("我还欠多少钱", "query_balance"), {"action": "action_remember_question"},
+            {"action": "identity_form"}, {"active_loop": "identity_form"},
+            {"slot_was_set": [{"requested_slot": "identity_phone"}]},
+            user("我的手机号是[13812345678](phone)", "provide_identity"), {"action": "identity_form"},
+            {"slot_was_set": [{"identity_phone": "13812345678"}, {"requested_slot": "identity_id_last4"}]},
+            user("身份证后四位[123X](id_last4)", "provide_identity"), {"action": "identity_form"},
+            {"slot_was_set": [{"identity_id_last4": "123X"}, {"requested_slot": "identity_otp"}]},
+            user("验证码[482913](otp_code)", "provide_identity"), {"action": "identity_form"},
+            {"slot_was_set": [{"identity_otp": "482913"}, {"verified": True}]},
+            {"active_loop": None}, {"slot_was_set": [{"requested_slot": None}]},
+            {"action": "action_after_verification"},
+            user("那还款计划呢", "query_repayment_schedule"), {"action": "action_answer_schedule"}]},
+        {"story": "wrong person in the middle of verification", "steps": [
+            user("我的账单还有多少", "query_balance"), {"action": "action_remember_question"},
+            {"action": "identity_form"}, {"active_loop": "identity_form"},
+            {"slot_was_set": [{"requested_slot": "identity_phone"}]},
+            user("你们找错人了，我不是本人", "wrong_person"), {"action": "action_wrong_person"},
+            {"active_loop": None}]},
+        {"story": "borrower gives identity details unprompted", "steps": [
+            user("我手机号[13912345678](phone)", "provide_identity"), {"action": "action_remember_question"},
+            {"action": "identity_form"}, {"active_loop": "identity_form"}]},
+        {"story": "verified borrower greets, asks, thanks, leaves", "steps": [
+            VERIFIED, user("您好", "greet"), {"action": "utter_greet"},
+            user("我还有多少没还清", "query_balance"), {"action": "action_answer_balance"},
+            user("每月几号还", "query_repayment_schedule"), {"action": "action_answer_schedule"},
+            user("谢谢", "thank"), {"action": "utter_you_are_welcome"},
+            user("再见", "goodbye"), {"action": "utter_goodbye"}]},
+        {"story": "asks consequences then asks for a plan", "steps": [
+            user("不还会怎么样", "ask_overdue_consequences"), {"action": "action_answer_overdue_consequences"},
+            user("那我能申请分期吗", "request_repayment_plan"), {"action": "action_answer_repayment_plan"}]},
+        {"story": "complaint then human", "steps": [
+            user("你们的催收天天打电话骚扰我家人", "complaint"), {"action": "action_answer_complaint"},
+            user("给我转人工", "request_human"), {"action": "action_handoff"}]},
+        {"story": "verified borrower asks interest then early settlement", "steps": [
+            VERIFIED, user("利率多少", "ask_interest_fees"), {"action": "action_answer_interest_fees"},
+            user("那我想提前全部还清", "request_early_repayment"), {"action": "action_answer_early_repayment"}]},
+    ]
+    return out
+
+
+def main() -> None:
+    # Entities are annotated inline ([后天](date)); rasa reads that markup in test stories.
+    data = {"version": "3.1", "stories": stories()}
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=200)
+    (ROOT / "tests" / "test_stories.yml").write_text(
+        "# Generated by scripts/make_test_stories.py: edit that file, then re-run it.\n" + text, encoding="utf-8")
+    print(f"{len(data['stories'])} stories")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Shared fixtures for the bot's pure-function unit tests (bot/nlu/entities.py, bot/nlu/normalize.py).
+
+These tests need the bot environment (cn2an, jionlp, spaCy, OpenCC). `make test` runs the suite
+with the app environment, which has none of them: there the unit-test modules are not collected
+and ``test_in_bot_env.py`` runs this folder with ``.venv-bot/bin/python`` instead.
+"""
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+BOT_DEPS = ("cn2an", "jionlp", "opencc", "spacy", "yaml")
+HAS_BOT_DEPS = all(importlib.util.find_spec(name) is not None for name in BOT_DEPS)
+
+if not HAS_BOT_DEPS:
+    collect_ignore_glob = ["test_entities*.py", "test_normalize*.py"]
+
+# Monday 2026-11-23, 10:00 in Shanghai: every relative date in the tests is computed from here.
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
