@@ -43,7 +43,7 @@ test: envs model
 	@$(BOT_PY) -m pytest tests/bot -q -p no:cacheprovider; rc=$$?; \
 	 if [ $$rc -eq 5 ]; then echo "no bot-side tests collected: failing" >&2; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc
 	@echo "==> app-side tests (backend, conversation stories, end to end)"
-	@$(APP_PY) -m pytest --ignore=tests/bot $(PYTEST_ARGS); rc=$$?; \
+	@$(APP_PY) -m pytest --ignore=tests/bot --timeout 900 $(PYTEST_ARGS); rc=$$?; \
 	 if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # NLU benchmark: 5-fold cross-validation, reports and confusion matrix in reports/nlu.

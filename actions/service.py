@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from .backend_client import BackendClient, BackendUnavailable
@@ -63,10 +63,8 @@ class ActionWrongPerson(Action):
             pass  # the apology still goes out; nothing is disclosed either way
         dispatcher.utter_message(text=kb("wrong_person"))
         events = [SlotSet("verified", False), SlotSet("customer_id", None), SlotSet("loan_ref", None)]
-        events += [SlotSet(s, None) for s in RESET_SLOTS]
-        if tracker.active_loop.get("name"):
-            events.append(ActiveLoop(None))
-        return events
+        # A form in progress is closed by the rule that follows (action_deactivate_loop).
+        return events + [SlotSet(s, None) for s in RESET_SLOTS]
 
 
 class ActionHandoff(Action):

@@ -91,7 +91,7 @@ def stories() -> list[dict]:
             {"action": "identity_form"}, {"active_loop": "identity_form"},
             {"slot_was_set": [{"requested_slot": "identity_phone"}]},
             user("你们找错人了，我不是本人", "wrong_person"), {"action": "action_wrong_person"},
-            {"active_loop": None}]},
+            {"action": "action_deactivate_loop"}, {"active_loop": None}]},
         {"story": "borrower gives identity details unprompted", "steps": [
             user("我手机号[13912345678](phone)", "provide_identity"), {"action": "action_remember_question"},
             {"action": "identity_form"}, {"active_loop": "identity_form"}]},

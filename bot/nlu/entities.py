@@ -30,7 +30,7 @@ NUM = rf"(?:\d+(?:\.\d+)?|[{CN}]+)"
 DAYNUM = rf"(?:[0-3]?\d|[一二三四五六七八九十]{{1,3}})"
 WEEKDAY = "一二三四五六日天1234567"
 
-RE_PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+RE_PHONE = re.compile(r"(?:(?<=\+86)|(?<!\d))1[3-9]\d{9}(?!\d)")
 RE_OTP = re.compile(r"(?<![\dA-Za-z])\d{6}(?![\dA-Za-z])")
 RE_ID4 = re.compile(r"(?<![\dA-Za-z])\d{3}[\dXx](?![\dA-Za-z])")
 OTP_CONTEXT = re.compile(r"验证码|校验码|动态码|短信码|码是|收到的码")
@@ -104,6 +104,8 @@ def date_value(expr: str, now: datetime) -> date | None:
         if "月底" in expr:
             return _month_end(y, m)
         if "月中" in expr:
+            if offset == 0 and today.day > 15:
+                y, m = _next_month(today, 1)
             return date(y, m, 15)
         if "月初" in expr and offset == 0 and today.day > 5:
             y, m = _next_month(today, 1)

@@ -4,7 +4,6 @@ Every step keeps the text's length, so entity offsets annotated on the raw text 
 """
 from __future__ import annotations
 
-import unicodedata
 from functools import lru_cache
 
 from opencc import OpenCC
@@ -35,6 +34,5 @@ def to_simplified(text: str) -> str:
 
 
 def normalize(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
     text = "".join(_halfwidth(ch) for ch in text)
     return to_simplified(text)

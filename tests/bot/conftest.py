@@ -1,8 +1,9 @@
 """Shared fixtures for the bot's pure-function unit tests (bot/nlu/entities.py, bot/nlu/normalize.py).
 
-These tests need the bot environment (cn2an, jionlp, spaCy, OpenCC). `make test` runs the suite
-with the app environment, which has none of them: there the unit-test modules are not collected
-and ``test_in_bot_env.py`` runs this folder with ``.venv-bot/bin/python`` instead.
+These tests need the bot environment (cn2an, jionlp, spaCy, OpenCC): `make test` runs this folder
+with ``.venv-bot/bin/python`` and the rest of the suite with the app environment. Should the app
+environment's pytest reach this folder anyway (a bare ``.venv-app/bin/python -m pytest``), the
+unit-test modules are not collected rather than failing on imports.
 """
 from __future__ import annotations
 
