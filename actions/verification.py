@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
-from .registry import ACCOUNT_ACTIONS
+from .registry import ACCOUNT_ACTIONS, action_by_name
 
 IDENTITY_SLOTS = ("identity_phone", "identity_id_last4", "identity_otp", "identity_outcome")
 SORRY_BUSY = "系统暂时繁忙，请稍后再试。"
@@ -40,7 +40,9 @@ class ValidateIdentityForm(FormValidationAction):
 
     def validate_identity_phone(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                 domain: DomainDict) -> dict[str, Any]:
-        digits = re.sub(r"\D", "", str(value or ""))[-11:]
+        if value is None:  # cleared by the form itself, nothing to check
+            return {"identity_phone": None}
+        digits = re.sub(r"\D", "", str(value))[-11:]
         if not re.fullmatch(r"1[3-9]\d{9}", digits):
             dispatcher.utter_message(text="手机号格式好像不对，请输入11位手机号码。")
             return {"identity_phone": None}
@@ -48,7 +50,9 @@ class ValidateIdentityForm(FormValidationAction):
 
     def validate_identity_id_last4(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                    domain: DomainDict) -> dict[str, Any]:
-        v = str(value or "").strip().upper()
+        if value is None:
+            return {"identity_id_last4": None}
+        v = str(value).strip().upper()
         if not re.fullmatch(r"\d{3}[\dX]", v):
             dispatcher.utter_message(text="请输入身份证号码的后四位（数字，最后一位可能是X）。")
             return {"identity_id_last4": None}
@@ -56,7 +60,9 @@ class ValidateIdentityForm(FormValidationAction):
 
     def validate_identity_otp(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                               domain: DomainDict) -> dict[str, Any]:
-        v = re.sub(r"\D", "", str(value or ""))
+        if value is None:
+            return {"identity_otp": None}
+        v = re.sub(r"\D", "", str(value))
         if len(v) != 6:
             dispatcher.utter_message(text="验证码是6位数字，请重新输入。")
             return {"identity_otp": None}
@@ -124,8 +130,6 @@ class ActionAfterVerification(Action):
         pending = tracker.get_slot("pending_action")
         events: list = []
         if pending:
-            from .registry import action_by_name
-
             events = await action_by_name(pending).run(dispatcher, tracker, domain)
         else:
             dispatcher.utter_message(text="请问有什么可以帮您？")

@@ -198,9 +198,9 @@ def test_overdue_consequences_needs_no_verification_and_shows_no_figures(stack):
 
 def test_two_misunderstandings_in_a_row_offer_a_human(stack):
     sender = anon()
-    first = stack.say(sender, "呃呃呃嗯嗯啊哈哈咔咔")
+    first = stack.say(sender, "咔咔咔哒哒哒哔哔")
     assert any(m.get("buttons") for m in first)
-    second = stack.say(sender, "咔咔咔哒哒哒哔哔")
+    second = stack.say(sender, "asdfgh qwerty")
     texts = "".join(m.get("text", "") for m in second)
     assert "转接人工" in texts
     assert any(b["payload"] == "/request_human" for m in second for b in m.get("buttons", []))
