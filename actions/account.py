@@ -83,7 +83,12 @@ class AccountAnswer(Action, ABC):
 
 
 def balance_text(loan: dict) -> str:
-    lines = [f"您的{loan_name(loan)}剩余应还 {yuan(loan['total_outstanding'])}，其中剩余本金 {yuan(loan['outstanding_principal'])}。"]
+    parts = [f"本金 {yuan(loan['outstanding_principal'])}", f"利息 {yuan(loan['outstanding_interest'])}"]
+    if loan["outstanding_fees"] != "0.00":
+        parts.append(f"费用 {yuan(loan['outstanding_fees'])}")
+    if loan["penalty_interest"] != "0.00":
+        parts.append(f"罚息 {yuan(loan['penalty_interest'])}")
+    lines = [f"您的{loan_name(loan)}剩余应还 {yuan(loan['total_outstanding'])}（{'、'.join(parts)}）。"]
     if loan["days_past_due"] > 0:
         lines.append(f"目前已逾期 {loan['days_past_due']} 天，逾期应还 {yuan(loan['overdue_amount'])}"
                      f"（含罚息 {yuan(loan['penalty_interest'])}），请尽快还款。")

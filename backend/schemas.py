@@ -49,6 +49,8 @@ class LoanSummary(BaseModel):
     status: str
     as_of: date
     outstanding_principal: Decimal
+    outstanding_interest: Decimal
+    outstanding_fees: Decimal
     total_outstanding: Decimal
     amount_due: Decimal
     next_due_date: date | None

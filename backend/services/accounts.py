@@ -83,6 +83,8 @@ def loan_summary(loan: Loan, rules: BusinessRules, as_of: date) -> LoanSummary:
         product_name=rules.products[loan.product].name, principal=loan.principal,
         annual_rate=loan.annual_rate, term_months=loan.term_months, start_date=loan.start_date,
         status=_current_status(loan, pos), as_of=as_of, outstanding_principal=pos.outstanding_principal,
+        outstanding_interest=sum((r.unpaid_interest for r in pos.rows), ZERO),
+        outstanding_fees=sum((r.unpaid_fee for r in pos.rows), ZERO),
         total_outstanding=pos.total_outstanding, amount_due=pos.amount_due,
         next_due_date=nxt.instalment.due_date if nxt else None,
         next_instalment_amount=nxt.total_due if nxt else None,
