@@ -127,15 +127,15 @@ class VerificationStartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conversation: str = Field(min_length=3, max_length=100)
-    phone: str = Field(pattern=r"^(\+86)?1[3-9]\d{9}$")
-    id_last4: str = Field(pattern=r"^\d{3}[\dXx]$")
+    phone: str = Field(pattern=r"^(\+86)?1[3-9][0-9]{9}$")
+    id_last4: str = Field(pattern=r"^[0-9]{3}[0-9Xx]$")
 
 
 class VerificationCheckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conversation: str = Field(min_length=3, max_length=100)
-    code: str = Field(pattern=r"^\d{6}$")
+    code: str = Field(pattern=r"^[0-9]{6}$")
 
 
 class VerificationOut(BaseModel):

@@ -37,6 +37,11 @@ def load_env() -> dict[str, str]:
     env = _read_env_file(ROOT / ".env.example")
     env.update(_read_env_file(ROOT / ".env"))
     env.update({k: v for k, v in os.environ.items() if k in env or k.startswith(("RASA_", "BACKEND_", "APP_", "SCHEDULER_", "ACTION_", "DATABASE_", "SMS_"))})
+    return derive(env)
+
+
+def derive(env: dict[str, str]) -> dict[str, str]:
+    """Values computed from others (absolute paths, tracker dialect, lock-store parts)."""
     for key in ("DATABASE_URL", "RASA_TRACKER_URL"):
         if key in env:
             env[key] = _absolute_sqlite(env[key])

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.settings import load_env  # noqa: E402
+from bot.settings import derive, load_env  # noqa: E402
 
 APP_PY = str(ROOT / ".venv-app" / "bin" / "python")
 BOT_PY = str(ROOT / ".venv-bot" / "bin" / "python")
@@ -47,7 +47,7 @@ class Stack:
     def from_env(cls, run_dir: Path, overrides: dict[str, str] | None = None, with_scheduler: bool = True) -> "Stack":
         env = load_env()
         env.update(overrides or {})
-        env = {k: v for k, v in env.items()}
+        env = derive(env)
         # Derived values must follow the ports, whatever was overridden.
         env.setdefault("BACKEND_URL", f"http://127.0.0.1:{env['BACKEND_PORT']}")
         env["ACTION_SERVER_URL"] = f"http://127.0.0.1:{env['ACTION_PORT']}/webhook"

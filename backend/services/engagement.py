@@ -21,6 +21,8 @@ def _identity(db: Session, channel: str, external_id: str) -> ChannelIdentity:
         ch = Channel(channel)
     except ValueError:
         raise AppError(422, "unknown_channel", "不支持的渠道", "Unknown channel") from None
+    if len(external_id) > ChannelIdentity.__table__.c.external_id.type.length:
+        raise AppError(422, "invalid_input", "渠道身份标识过长", "The channel identity is too long")
     ident = db.scalar(select(ChannelIdentity).where(ChannelIdentity.channel == ch, ChannelIdentity.external_id == external_id))
     if ident is None:
         ident = ChannelIdentity(channel=ch, external_id=external_id, verified=False)

@@ -57,14 +57,12 @@ class RunningStack:
         return json.loads(lines[-1])
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> RunningStack:
-    run_dir = tmp_path_factory.mktemp("stack")
+def running_stack(run_dir: Path, databases: dict[str, str]):
+    """Start backend, action server and Rasa on free ports with the given databases; yields a RunningStack."""
     ports = {name: str(free_port()) for name in ("BACKEND_PORT", "ACTION_PORT", "RASA_PORT")}
     overrides = {
         **ports,
-        "DATABASE_URL": f"sqlite:///{run_dir / 'loan.db'}",
-        "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",
+        **databases,
         "BACKEND_URL": f"http://127.0.0.1:{ports['BACKEND_PORT']}",
         "BACKEND_API_KEYS": f"actions:{API_KEY}",
         "BACKEND_API_KEY": API_KEY,
@@ -83,3 +81,12 @@ def stack(tmp_path_factory) -> RunningStack:
         yield RunningStack(s.env, f"http://127.0.0.1:{ports['RASA_PORT']}", overrides["BACKEND_URL"])
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> RunningStack:
+    run_dir = tmp_path_factory.mktemp("stack")
+    yield from running_stack(run_dir, {
+        "DATABASE_URL": f"sqlite:///{run_dir / 'loan.db'}",
+        "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",
+    })
