@@ -5,16 +5,19 @@ import logging
 
 from fastapi import FastAPI
 
-from backend.api.routes import accounts, conversations, health, operations
+from backend.api.routes import accounts, channels, conversations, health, operations
 from backend.core.clock import Clock
 from backend.core.config import Settings, get_settings, load_rules
 from backend.core.errors import install_error_handlers
 from backend.db import make_engine, make_sessionmaker
-from backend.services.sms import OutboxSender, SmsSender
+from backend.services.sms import OutboxSender, SmsSender, TwilioSender
 
 
 def make_sms_sender(settings: Settings) -> SmsSender:
     """SMS_PROVIDER picks the implementation; 'outbox' (a local file) is the development default."""
+    if settings.sms_provider == "twilio":
+        return TwilioSender(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from_number,
+                            settings.twilio_api_base or None)
     return OutboxSender(settings.sms_outbox_path)
 
 
@@ -33,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.clock = Clock(settings.frozen_date)
     app.state.sms_sender = make_sms_sender(settings)
     install_error_handlers(app)
-    for module in (health, accounts, conversations, operations):
+    for module in (health, accounts, conversations, channels, operations):
         app.include_router(module.router)
     return app
 

@@ -1,7 +1,7 @@
 """API shapes. Amounts are Decimals serialised as strings ("2500.00") so JSON never rounds them."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -34,6 +34,8 @@ class IdentityOut(BaseModel):
     customer_id: int | None
     verified: bool
     status: str
+    opted_out: bool = False
+    last_inbound_at: datetime | None = None
     customer: CustomerOut | None
 
 
@@ -163,3 +165,36 @@ class PromiseOut(BaseModel):
     promised_date: date
     amount: Decimal
     status: str
+
+
+class InboundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["wechat", "sms", "web"]
+    external_id: str = Field(min_length=1, max_length=64)
+    key: str = Field(min_length=1, max_length=100)
+
+
+class InboundOut(BaseModel):
+    first_time: bool
+    identity: IdentityOut
+
+
+class IdentityStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["active", "inactive"]
+
+
+class BindIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: int
+
+
+class SmsSendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(pattern=r"^\+\d{8,15}$")
+    body: str = Field(min_length=1, max_length=2000)
+    purpose: Literal["reply", "notice"]

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     )
     sms_provider: str = Field(default="outbox", alias="SMS_PROVIDER")
     sms_outbox_path: Path = Field(default=ROOT / "var" / "sms_outbox.jsonl", alias="SMS_OUTBOX_PATH")
+    twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
+    # Only for tests: where the Twilio client sends its requests instead of api.twilio.com.
+    twilio_api_base: str = Field(default="", alias="TWILIO_API_BASE")
     # ISO date; when set, "today" is this date (demo and tests across processes).
     frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
 

@@ -2,10 +2,10 @@
 from .audit import AuditLog
 from .base import Base
 from .engagement import OtpChallenge, PromiseStatus, PromiseToPay, SmsMessage
-from .customer import Channel, ChannelIdentity, Customer, IdentityStatus
+from .customer import Channel, ChannelIdentity, Customer, IdentityStatus, InboundEvent
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
 
 __all__ = [
-    "AuditLog", "Base", "Channel", "ChannelIdentity", "Customer", "IdentityStatus",
+    "AuditLog", "Base", "Channel", "ChannelIdentity", "Customer", "IdentityStatus", "InboundEvent",
     "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
 ]

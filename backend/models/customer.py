@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, String, UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base
@@ -63,6 +63,22 @@ class ChannelIdentity(Base):
     status: Mapped[IdentityStatus] = mapped_column(
         _enum(IdentityStatus, "identity_status"), default=IdentityStatus.active
     )
+    # SMS: the number sent STOP/退订; nothing is sent to it until it opts in again.
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Last message from the person (WeChat's 48-hour customer-service window starts here).
+    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     customer: Mapped[Customer | None] = relationship(back_populates="identities")
+
+
+class InboundEvent(Base):
+    """Each inbound channel message or event, claimed once by its key (WeChat MsgId, Twilio
+    MessageSid), so retries are processed exactly once, across restarts too."""
+
+    __tablename__ = "inbound_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

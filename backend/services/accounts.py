@@ -46,7 +46,8 @@ def get_identity(db: Session, channel: str, external_id: str) -> IdentityOut:
         raise not_found("该渠道身份", "Channel identity")
     return IdentityOut(
         channel=ch.value, external_id_masked=_mask_external(ch, external_id), customer_id=ident.customer_id,
-        verified=ident.verified, status=ident.status.value,
+        verified=ident.verified, status=ident.status.value, opted_out=bool(ident.opted_out),
+        last_inbound_at=ident.last_inbound_at,
         customer=customer_out(ident.customer) if ident.customer else None,
     )
 

@@ -4,35 +4,20 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError
-from backend.models import Channel, ChannelIdentity, Customer, IdentityStatus, Loan, LoanStatus, PromiseToPay
+from backend.models import ChannelIdentity, Customer, IdentityStatus, Loan, LoanStatus, PromiseToPay
 
-from . import audit
+from . import audit, channels
 from .ledger import position
 from .money import q2
 
 
-def _identity(db: Session, channel: str, external_id: str) -> ChannelIdentity:
-    try:
-        ch = Channel(channel)
-    except ValueError:
-        raise AppError(422, "unknown_channel", "不支持的渠道", "Unknown channel") from None
-    if len(external_id) > ChannelIdentity.__table__.c.external_id.type.length:
-        raise AppError(422, "invalid_input", "渠道身份标识过长", "The channel identity is too long")
-    ident = db.scalar(select(ChannelIdentity).where(ChannelIdentity.channel == ch, ChannelIdentity.external_id == external_id))
-    if ident is None:
-        ident = ChannelIdentity(channel=ch, external_id=external_id, verified=False)
-        db.add(ident)
-    return ident
-
-
 def mark_wrong_person(db: Session, channel: str, external_id: str, actor: str) -> ChannelIdentity:
     """The person on this channel is not the borrower: never disclose anything to it again."""
-    ident = _identity(db, channel, external_id)
+    ident = channels.identity(db, channel, external_id)
     ident.status = IdentityStatus.wrong_person
     ident.verified = False
     db.flush()

@@ -69,7 +69,7 @@ def test_identity_lookup_by_sms(client, cust):
     masked = cust.phone[:3] + "****" + cust.phone[-4:]
     assert body == {
         "channel": "sms", "external_id_masked": masked, "customer_id": cust.id, "verified": True,
-        "status": "active",
+        "status": "active", "opted_out": False, "last_inbound_at": None,
         "customer": {
             "id": cust.id, "name": "欧阳明华", "phone_masked": masked, "id_last4": cust.id_number[-4:],
             "preferred_channel": "sms", "consent_reminders": True, "consent_marketing": False,

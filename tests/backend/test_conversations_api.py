@@ -460,7 +460,7 @@ def test_wrong_person_on_an_unknown_identity_creates_it(app, client):
     before = counts(app)
     body = ok(wrong_person(client, "web", external))
     assert body == {"channel": "web", "external_id_masked": external, "customer_id": None, "verified": False,
-                    "status": "wrong_person", "customer": None}
+                    "status": "wrong_person", "opted_out": False, "last_inbound_at": None, "customer": None}
     assert ok(client.get(f"/api/v1/identities/web/{external}", headers=HEADERS)) == body
     assert counts(app) == {**before, "channel_identities": before["channel_identities"] + 1,
                            "audit_log": before["audit_log"] + 1}
@@ -664,15 +664,17 @@ def parts(body: dict) -> tuple[Decimal, ...]:
 
 
 def test_summary_total_is_the_sum_of_its_parts_for_an_overdue_loan(app, client, book, promiser):
-    """Hand-built: instalment 2 (due 11-13) carries a 15.00 fee, has 100.00 principal paid on 11-18 with
-    the penalty to that day booked (and 1.00 of it paid); instalment 4 carries a 20.00 fee."""
+    """Hand-built: instalment 1 and its 10.00 fee are paid; instalment 2 (due 11-13) carries a 15.00 fee
+    of which 5.00 is paid, has 100.00 principal paid on 11-18 with the penalty to that day booked (and
+    1.00 of it paid); instalment 4 carries a 20.00 fee. Unpaid fees: 10.00 + 20.00."""
     loan = book.loan(promiser.id, "6000", "0.12", 6, date(2026, 9, 13), product="xinyongdai", paid=1,
-                     fees={2: D("15.00"), 4: D("20.00")})
+                     fees={1: D("10.00"), 2: D("15.00"), 4: D("20.00")})
     rows = loan.rows
     booked = penalty(rows[1].principal, 5)  # 11-13 .. 11-18 on the full principal
     with app.state.sessionmaker() as db:
         inst = db.scalar(select(Instalment).where(Instalment.loan_id == loan.id, Instalment.seq == 2))
         inst.paid_principal = D("100.00")
+        inst.paid_fee = D("5.00")
         inst.penalty_charged = booked
         inst.paid_penalty = D("1.00")
         inst.penalty_accrued_to = date(2026, 11, 18)
@@ -683,7 +685,7 @@ def test_summary_total_is_the_sum_of_its_parts_for_an_overdue_loan(app, client, 
     pen = booked - D("1.00") + penalty(rows[1].principal - D("100.00"), 5)  # 11-18 .. 11-23
     body = summary(client, loan.id, TODAY)
     assert body["status"] == "overdue"
-    assert parts(body) == (principal, interest, D("35.00"), pen, principal + interest + D("35.00") + pen)
+    assert parts(body) == (principal, interest, D("30.00"), pen, principal + interest + D("30.00") + pen)
     p, i, f, n, total = parts(body)
     assert total == p + i + f + n
     assert all(re.fullmatch(r"\d+\.\d{2}", body[k]) for k in (
