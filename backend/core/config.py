@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     business_rules_path: Path = Field(
         default=ROOT / "config" / "business.yml", alias="BUSINESS_RULES_PATH"
     )
+    # Key for hashing one-time codes at rest; set a long random value in production.
+    otp_hash_secret: str = Field(default="dev-otp-secret", alias="OTP_HASH_SECRET")
     sms_provider: str = Field(default="outbox", alias="SMS_PROVIDER")
     sms_outbox_path: Path = Field(default=ROOT / "var" / "sms_outbox.jsonl", alias="SMS_OUTBOX_PATH")
     twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")

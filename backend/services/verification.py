@@ -21,8 +21,14 @@ from .masking import mask_phone
 from .sms import SmsSender, send_sms
 
 
-def _hash(conversation: str, code: str) -> str:
-    return hashlib.sha256(f"{conversation}:{code}".encode()).hexdigest()
+def _hash(secret: str, conversation: str, code: str) -> str:
+    """Keyed hash: a database copy alone cannot be brute-forced back to the 6-digit codes."""
+    return hmac.new(secret.encode(), f"{conversation}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _recent(db: Session, conversation: str, since: datetime) -> list[OtpChallenge]:
+    rows = db.scalars(select(OtpChallenge).where(OtpChallenge.conversation == conversation)).all()
+    return [c for c in rows if _aware(c.created_at, since) >= since]
 
 
 def _aware(dt: datetime | None, like: datetime) -> datetime | None:
@@ -44,7 +50,7 @@ def _locked(ch: OtpChallenge | None, now: datetime) -> datetime | None:
 
 
 def start(db: Session, rules: BusinessRules, sms: SmsSender, conversation: str, phone: str, id_last4: str,
-          now: datetime, actor: str) -> dict:
+          now: datetime, actor: str, secret: str) -> dict:
     """Send a code if phone and ID last four belong to one customer. Never says which part was wrong."""
     v = rules.verification
     latest = _latest(db, conversation)
@@ -52,7 +58,9 @@ def start(db: Session, rules: BusinessRules, sms: SmsSender, conversation: str, 
         return {"status": "locked", "locked_until": until.isoformat()}
     customer = db.scalar(select(Customer).where(Customer.phone == phone.removeprefix("+86")))
     if customer is None or customer.id_number[-4:].upper() != id_last4.upper():
-        mismatches = (latest.mismatches if latest and not latest.verified_at else 0) + 1
+        # A lock that has run out starts the count afresh.
+        carry = latest and not latest.verified_at and not latest.locked_until
+        mismatches = (latest.mismatches if carry else 0) + 1
         ch = OtpChallenge(conversation=conversation, created_at=now, mismatches=mismatches, wrong_attempts=0)
         if mismatches >= v.max_mismatches:
             ch.locked_until = now + timedelta(minutes=v.lock_minutes)
@@ -61,9 +69,17 @@ def start(db: Session, rules: BusinessRules, sms: SmsSender, conversation: str, 
         if ch.locked_until:
             return {"status": "locked", "locked_until": ch.locked_until.isoformat()}
         return {"status": "not_matched", "attempts_left": v.max_mismatches - mismatches}
+    window = now - timedelta(minutes=v.lock_minutes)
+    recent = _recent(db, conversation, window)
+    if sum(1 for c in recent if c.code_hash) >= v.max_wrong_attempts:
+        # Asking for fresh codes must not reset the wrong-code limit: as many codes as tries per window.
+        lock = OtpChallenge(conversation=conversation, created_at=now, mismatches=0, wrong_attempts=0,
+                            locked_until=now + timedelta(minutes=v.lock_minutes))
+        db.add(lock)
+        return {"status": "locked", "locked_until": lock.locked_until.isoformat()}
     code = f"{secrets.randbelow(10**6):06d}"
     db.add(OtpChallenge(
-        conversation=conversation, customer_id=customer.id, code_hash=_hash(conversation, code), created_at=now,
+        conversation=conversation, customer_id=customer.id, code_hash=_hash(secret, conversation, code), created_at=now,
         expires_at=now + timedelta(seconds=v.code_ttl_seconds), wrong_attempts=0, mismatches=0,
     ))
     send_sms(db, sms, customer.phone,
@@ -73,7 +89,8 @@ def start(db: Session, rules: BusinessRules, sms: SmsSender, conversation: str, 
     return {"status": "sent", "phone_masked": mask_phone(customer.phone), "expires_in": v.code_ttl_seconds}
 
 
-def check(db: Session, rules: BusinessRules, conversation: str, code: str, now: datetime, actor: str) -> dict:
+def check(db: Session, rules: BusinessRules, conversation: str, code: str, now: datetime, actor: str,
+          secret: str) -> dict:
     v = rules.verification
     ch = _latest(db, conversation)
     if until := _locked(ch, now):
@@ -82,7 +99,7 @@ def check(db: Session, rules: BusinessRules, conversation: str, code: str, now: 
         return {"status": "no_code"}
     if _aware(ch.expires_at, now) <= now:
         return {"status": "expired"}
-    if not hmac.compare_digest(ch.code_hash, _hash(conversation, code)):
+    if not hmac.compare_digest(ch.code_hash, _hash(secret, conversation, code)):
         ch.wrong_attempts += 1
         audit.record(db, actor, "verification.wrong_code", "conversation", conversation, attempts=ch.wrong_attempts)
         if ch.wrong_attempts >= v.max_wrong_attempts:

@@ -18,12 +18,13 @@ router = APIRouter(prefix="/api/v1", tags=["conversations"])
 def verification_start(data: VerificationStartIn, request: Request, db: DB, rules: Rules, clock: Today, caller: Caller):
     """Check phone + ID last four and send a one-time code to the registered phone."""
     return verification.start(db, rules, request.app.state.sms_sender, data.conversation, data.phone,
-                              data.id_last4, clock.now(), caller)
+                              data.id_last4, clock.now(), caller, request.app.state.settings.otp_hash_secret)
 
 
 @router.post("/verification/check", response_model=VerificationOut, response_model_exclude_none=True)
-def verification_check(data: VerificationCheckIn, db: DB, rules: Rules, clock: Today, caller: Caller):
-    return verification.check(db, rules, data.conversation, data.code, clock.now(), caller)
+def verification_check(data: VerificationCheckIn, request: Request, db: DB, rules: Rules, clock: Today, caller: Caller):
+    return verification.check(db, rules, data.conversation, data.code, clock.now(), caller,
+                              request.app.state.settings.otp_hash_secret)
 
 
 @router.post("/identities/{channel}/{external_id}/wrong-person", response_model=IdentityOut)
