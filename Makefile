@@ -8,7 +8,7 @@ APP_PY := .venv-app/bin/python
 BOT_PY := .venv-bot/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run stop test setup envs db model validate eval clean
+.PHONY: run stop test setup envs db model validate eval clean browser
 
 .venv-app/.installed: requirements/app.lock scripts/setup_envs.sh
 	@scripts/setup_envs.sh app
@@ -38,7 +38,10 @@ validate: .venv-bot/.installed
 	@$(BOT_PY) -m rasa data validate
 
 # Both suites must collect tests: pytest's exit code 5 (nothing collected) counts as a failure.
-test: envs model
+browser:
+	@scripts/setup_envs.sh browser
+
+test: envs model browser
 	@echo "==> bot-side unit tests (Python 3.10: NLU components, entity normalisation)"
 	@$(BOT_PY) -m pytest tests/bot -q -p no:cacheprovider; rc=$$?; \
 	 if [ $$rc -eq 5 ]; then echo "no bot-side tests collected: failing" >&2; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc

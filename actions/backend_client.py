@@ -75,6 +75,10 @@ class BackendClient:
     async def check_verification(self, conversation: str, code: str) -> dict:
         return await self._request("POST", "/verification/check", json={"conversation": conversation, "code": code})
 
+    async def bind(self, channel: str, external_id: str, customer_id: int) -> dict:
+        return await self._request("POST", f"/identities/{channel}/{external_id}/bind",
+                                   json={"customer_id": customer_id})
+
     async def mark_wrong_person(self, channel: str, external_id: str) -> dict:
         return await self._request("POST", f"/identities/{channel}/{external_id}/wrong-person")
 

@@ -127,6 +127,8 @@ class ActionAfterVerification(Action):
             dispatcher.utter_message(text="验证未通过次数过多，为保护您的账户安全，请30分钟后再试，或回复「转人工」联系人工客服。")
             return reset
         dispatcher.utter_message(text="身份验证成功。")
+        if tracker.sender_id.startswith("wechat:"):
+            await _bind_wechat(dispatcher, tracker)
         pending = tracker.get_slot("pending_action")
         events: list = []
         if pending:
@@ -134,3 +136,13 @@ class ActionAfterVerification(Action):
         else:
             dispatcher.utter_message(text="请问有什么可以帮您？")
         return reset + events
+
+
+async def _bind_wechat(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    """A WeChat conversation that passed the SMS-code check binds its openid to the customer."""
+    try:
+        await BackendClient().bind("wechat", tracker.sender_id.removeprefix("wechat:"),
+                                   int(tracker.get_slot("customer_id")))
+    except (BackendRefused, BackendUnavailable, TypeError, ValueError):
+        return
+    dispatcher.utter_message(text="已为您绑定微信账户，以后在公众号内可直接查询。")

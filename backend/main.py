@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from backend.api.routes import accounts, channels, conversations, health, operations
+from backend.api.routes import accounts, channels, conversations, health, operations, webchat
 from backend.core.clock import Clock
 from backend.core.config import Settings, get_settings, load_rules
 from backend.core.errors import install_error_handlers
@@ -36,7 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.clock = Clock(settings.frozen_date)
     app.state.sms_sender = make_sms_sender(settings)
     install_error_handlers(app)
-    for module in (health, accounts, conversations, channels, operations):
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for module in (health, accounts, conversations, channels, operations, webchat):
         app.include_router(module.router)
     return app
 

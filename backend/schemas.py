@@ -198,3 +198,23 @@ class SmsSendIn(BaseModel):
     to: str = Field(pattern=r"^\+\d{8,15}$")
     body: str = Field(min_length=1, max_length=2000)
     purpose: Literal["reply", "notice"]
+
+
+class LoginStartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(pattern=r"^(\+86)?1[3-9][0-9]{9}$")
+
+
+class LoginVerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(pattern=r"^(\+86)?1[3-9][0-9]{9}$")
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class LoginOut(BaseModel):
+    token: str
+    expires_in: int
+    sender_id: str
+    name_masked: str

@@ -36,7 +36,7 @@ def _absolute_sqlite(url: str) -> str:
 def load_env() -> dict[str, str]:
     env = _read_env_file(ROOT / ".env.example")
     env.update(_read_env_file(ROOT / ".env"))
-    env.update({k: v for k, v in os.environ.items() if k in env or k.startswith(("RASA_", "BACKEND_", "APP_", "SCHEDULER_", "ACTION_", "DATABASE_", "SMS_", "OTP_", "TWILIO_", "WECHAT_"))})
+    env.update({k: v for k, v in os.environ.items() if k in env or k.startswith(("RASA_", "BACKEND_", "APP_", "SCHEDULER_", "ACTION_", "DATABASE_", "SMS_", "OTP_", "TWILIO_", "WECHAT_", "WEBCHAT_"))})
     return derive(env)
 
 

@@ -45,8 +45,10 @@ class ChannelBackend:
                                      json={"customer_id": customer_id})
         return status == 200
 
-    async def opt_out(self, number: str, opted_out: bool) -> None:
-        await self._call("POST", f"/sms/{number}/{'opt-out' if opted_out else 'opt-in'}")
+    async def opt_out(self, number: str, opted_out: bool) -> bool:
+        """Record STOP (True) or START (False) for an E.164 number; True if the backend stored it."""
+        status, _ = await self._call("POST", f"/sms/{number}/{'opt-out' if opted_out else 'opt-in'}")
+        return status == 200
 
     async def send_sms(self, to: str, body: str, purpose: str = "reply") -> int | None:
         """Number of segments sent, or None if refused (opted out, bad number)."""

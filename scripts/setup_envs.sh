@@ -54,8 +54,20 @@ ensure_bot() {
   touch .venv-bot/.installed
 }
 
+ensure_browser() {
+  # Browser tests drive Debian's chromium (never a downloaded browser); CJK fonts so Chinese renders.
+  if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+    return 0
+  fi
+  echo "==> installing Debian's chromium and fonts-noto-cjk for the browser tests"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+}
+
 case "${1:-}" in
   app) ensure_app ;;
   bot) ensure_bot ;;
-  *) echo "usage: $0 app|bot" >&2; exit 2 ;;
+  browser) ensure_browser ;;
+  *) echo "usage: $0 app|bot|browser" >&2; exit 2 ;;
 esac

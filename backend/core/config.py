@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
     # Only for tests: where the Twilio client sends its requests instead of api.twilio.com.
     twilio_api_base: str = Field(default="", alias="TWILIO_API_BASE")
+    webchat_jwt_secret: str = Field(default="dev-webchat-jwt-secret-change-me", alias="WEBCHAT_JWT_SECRET")
+    webchat_token_minutes: int = Field(default=30, alias="WEBCHAT_TOKEN_MINUTES")
+    rasa_public_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_PUBLIC_URL")
     # ISO date; when set, "today" is this date (demo and tests across processes).
     frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +43,10 @@ class OutboxSender:
         return "queued"
 
 
+# Twilio's error for a recipient who replied STOP to this sender (it blocks further messages itself).
+TWILIO_UNSUBSCRIBED = 21610
+
+
 class TwilioSender:
     """Twilio Programmable SMS. ``api_base`` points the real client at another host (a test fake)."""
 
@@ -56,10 +61,21 @@ class TwilioSender:
                 return super().request(method, url.replace("https://api.twilio.com", api_base.rstrip("/")), *args, **kwargs)
 
         self.client = Client(account_sid, auth_token, http_client=_Rebased(timeout=10) if api_base else None)
+        # The client logs every request's headers at INFO; one line per SMS is noise, not audit.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
         self.from_number = from_number
 
     def send(self, to: str, body: str) -> str:
-        return self.client.messages.create(to=to, from_=self.from_number, body=body).status
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        try:
+            return self.client.messages.create(to=to, from_=self.from_number, body=body).status
+        except TwilioRestException as exc:
+            if exc.code == TWILIO_UNSUBSCRIBED:
+                raise NumberOptedOut() from None
+            raise SmsProviderError() from None
+        except (TwilioException, OSError):  # network errors (requests' exceptions are OSErrors)
+            raise SmsProviderError() from None
 
 
 class NumberOptedOut(AppError):
@@ -67,28 +83,63 @@ class NumberOptedOut(AppError):
         super().__init__(409, "number_opted_out", "该号码已退订短信，不能发送", "The number has opted out of SMS")
 
 
+class SmsProviderError(AppError):
+    def __init__(self) -> None:
+        super().__init__(502, "sms_provider_error", "短信发送失败，请稍后再试", "The SMS provider did not accept the message")
+
+
+SENTENCE_ENDS = "。！？!?；;\n"
+# Where a sentence longer than one segment may be cut: after a comma, enumeration mark, colon,
+# closing bracket or space, so that figures such as ¥12,345.67 are never cut in two.
+SOFT_BREAKS = "，、：:）)」』 \u3000"
+
+
+def _units(text: str) -> int:
+    """Length in UCS-2 code units, as the carrier counts a segment (astral characters count 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(piece: str, limit: int) -> list[str]:
+    """Split one sentence longer than ``limit`` at its last soft break that fits, else hard."""
+    chunks: list[str] = []
+    while _units(piece.rstrip("\n")) > limit:
+        n = units = 0
+        for ch in piece:
+            units += 2 if ord(ch) > 0xFFFF else 1
+            if units > limit:
+                break
+            n += 1
+        soft = max(piece.rfind(c, 0, n) for c in SOFT_BREAKS)
+        if soft > 0:
+            n = soft + 1
+        chunks.append(piece[:n].strip())
+        piece = piece[n:].lstrip()
+    if piece.strip():
+        chunks.append(piece)
+    return chunks
+
+
 def segments(text: str, limit: int = 70) -> list[str]:
     """Split a Chinese message at sentence ends into parts of at most ``limit`` UCS-2 characters
-    (one SMS segment each), so no part is cut mid-sentence unless a sentence is longer than that."""
-    pieces = re.findall(r"[^。！？!?；;\n]+[。！？!?；;\n]*", text) or [text]
+    (one SMS segment each). Sentences are packed whole; line breaks inside a part are kept; a
+    sentence longer than a segment is cut after a comma or space rather than inside a figure."""
+    pieces = re.findall(f"[^{SENTENCE_ENDS}]+[{SENTENCE_ENDS}]*", text) or [text]
     parts: list[str] = []
     current = ""
-    for piece in pieces:
-        piece = piece.strip()
-        while len(piece.encode("utf-16-le")) // 2 > limit:
-            head, piece = piece[:limit], piece[limit:]
-            if current:
+    for raw in pieces:
+        piece = raw.strip()
+        if not piece:
+            continue
+        if raw.rstrip(" \t\r\u3000").endswith("\n"):
+            piece += "\n"  # keep the line break (numbered choices, one per line)
+        for chunk in _cut(piece, limit):
+            if current and _units((current + chunk).rstrip("\n")) > limit:
                 parts.append(current)
-                current = ""
-            parts.append(head)
-        if len((current + piece).encode("utf-16-le")) // 2 > limit:
-            parts.append(current)
-            current = piece
-        else:
-            current += piece
-    if current:
-        parts.append(current)
-    return [p for p in parts if p]
+                current = chunk
+            else:
+                current += chunk
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
 
 
 def to_e164(phone: str) -> str:

@@ -69,6 +69,12 @@ def start(db: Session, rules: BusinessRules, sms: SmsSender, conversation: str, 
         if ch.locked_until:
             return {"status": "locked", "locked_until": ch.locked_until.isoformat()}
         return {"status": "not_matched", "attempts_left": v.max_mismatches - mismatches}
+    return _send_code(db, rules, sms, conversation, customer, now, actor, secret)
+
+
+def _send_code(db: Session, rules: BusinessRules, sms: SmsSender, conversation: str, customer: Customer,
+               now: datetime, actor: str, secret: str) -> dict:
+    v = rules.verification
     window = now - timedelta(minutes=v.lock_minutes)
     recent = _recent(db, conversation, window)
     if sum(1 for c in recent if c.code_hash) >= v.max_wrong_attempts:
@@ -87,6 +93,24 @@ def start(db: Session, rules: BusinessRules, sms: SmsSender, conversation: str, 
              purpose="otp")
     audit.record(db, actor, "verification.code_sent", "customer", customer.id, conversation=conversation)
     return {"status": "sent", "phone_masked": mask_phone(customer.phone), "expires_in": v.code_ttl_seconds}
+
+
+def login_conversation(phone: str) -> str:
+    return f"weblogin:{phone.removeprefix('+86')}"
+
+
+def start_login(db: Session, rules: BusinessRules, sms: SmsSender, phone: str, now: datetime, secret: str) -> dict:
+    """Web chat sign-in: a code to the phone if it belongs to a customer. The answer is the same
+    either way, so the page cannot be used to find out who borrows from us."""
+    conversation = login_conversation(phone)
+    if until := _locked(_latest(db, conversation), now):
+        return {"status": "locked", "locked_until": until.isoformat()}
+    customer = db.scalar(select(Customer).where(Customer.phone == phone.removeprefix("+86")))
+    if customer is None:
+        return {"status": "sent", "expires_in": rules.verification.code_ttl_seconds}
+    result = _send_code(db, rules, sms, conversation, customer, now, "webchat", secret)
+    result.pop("phone_masked", None)
+    return result
 
 
 def check(db: Session, rules: BusinessRules, conversation: str, code: str, now: datetime, actor: str,

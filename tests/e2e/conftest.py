@@ -64,6 +64,7 @@ def running_stack(run_dir: Path, databases: dict[str, str]):
         **ports,
         **databases,
         "BACKEND_URL": f"http://127.0.0.1:{ports['BACKEND_PORT']}",
+        "RASA_PUBLIC_URL": f"http://127.0.0.1:{ports['RASA_PORT']}",
         "BACKEND_API_KEYS": f"actions:{API_KEY}",
         "BACKEND_API_KEY": API_KEY,
         "SMS_PROVIDER": "outbox",

@@ -1,0 +1,36 @@
+"""The borrower-facing web chat: the page, and sign-in by phone + SMS code (no API key: public)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from backend.api.deps import DB, Rules, Today
+from backend.core.errors import AppError
+from backend.schemas import LoginOut, LoginStartIn, LoginVerifyIn
+from backend.services import verification, webchat
+
+router = APIRouter(tags=["web chat"])
+PAGE = Path(__file__).resolve().parents[2] / "templates" / "chat.html"
+
+
+@router.get("/chat", response_class=HTMLResponse, include_in_schema=False)
+def chat_page(request: Request) -> HTMLResponse:
+    html = PAGE.read_text(encoding="utf-8").replace("{{RASA_URL}}", request.app.state.settings.rasa_public_url)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/webchat/login/start")
+def login_start(data: LoginStartIn, request: Request, db: DB, rules: Rules, clock: Today) -> dict:
+    """Send a sign-in code. The reply is the same whether or not the number is a customer's."""
+    result = verification.start_login(db, rules, request.app.state.sms_sender, data.phone, clock.now(),
+                                      request.app.state.settings.otp_hash_secret)
+    if result["status"] == "locked":
+        raise AppError(423, "locked", "尝试次数过多，请30分钟后再试", "Too many attempts; try again in 30 minutes")
+    return {"status": "sent", "expires_in": rules.verification.code_ttl_seconds}
+
+
+@router.post("/webchat/login/verify", response_model=LoginOut)
+def login_verify(data: LoginVerifyIn, request: Request, db: DB, rules: Rules, clock: Today) -> dict:
+    return webchat.verify_login(db, rules, request.app.state.settings, data.phone, data.code, clock.now())
