@@ -452,12 +452,19 @@ class WeChatInput(InputChannel):
         return msg
 
     @staticmethod
-    def _dedupe_key(msg: Any) -> str | None:
+    def _kind(msg: Any) -> tuple[str, str]:
+        """(MsgType, Event) from the raw fields: wechatpy maps events it does not know to
+        UnknownMessage, which must not be taken for an unsupported user message."""
         data = msg._data
-        msg_id = str(data.get("MsgId") or "").strip()
-        if msg.type != "event":
+        return str(data.get("MsgType") or "").lower(), str(data.get("Event") or "").lower()
+
+    def _dedupe_key(self, msg: Any) -> str | None:
+        data = msg._data
+        kind, event = self._kind(msg)
+        if kind != "event":
+            msg_id = str(data.get("MsgId") or "").strip()
             return msg_id or f"{msg.source}:{data['CreateTime']}"
-        if getattr(msg, "event", "") not in USER_EVENTS:
+        if event not in USER_EVENTS:
             return None
         return f"{msg.source}:{data['CreateTime']}"
 
@@ -486,13 +493,15 @@ class WeChatInput(InputChannel):
         openid = msg.source
         try:
             await asyncio.to_thread(self.sender.counter.reset, openid)
-            if msg.type == "text":
-                await self._converse(openid, msg.content or "", on_new_message, str(msg._data.get("MsgId") or ""))
-            elif msg.type != "event":
+            kind, event = self._kind(msg)
+            if kind == "text":
+                await self._converse(openid, str(msg._data.get("Content") or ""), on_new_message,
+                                     str(msg._data.get("MsgId") or ""))
+            elif kind != "event":
                 await self.sender.send(openid, ONLY_TEXT, window_open=True)
-            elif msg.event in ("subscribe", "subscribe_scan"):
+            elif event in ("subscribe", "subscribe_scan"):
                 await self._subscribed(openid, identity, on_new_message)
-            elif msg.event == "unsubscribe":
+            elif event == "unsubscribe":
                 await self.claims.set_status(CHANNEL, openid, "inactive")
                 log.info("wechat %s unsubscribed", mask(openid))
         except Exception as exc:

@@ -101,7 +101,19 @@ class Stack:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        stop_pidfiles(self.run_dir)
+        """Stop our own children: wait on them (a zombie would look alive to killpg(pid, 0))."""
+        for name, proc in self.procs.items():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
 
 
 def stop_pidfiles(run_dir: Path) -> None:

@@ -9,7 +9,6 @@ import random
 import re
 import time
 import uuid
-from contextlib import contextmanager
 from decimal import Decimal
 
 import httpx
@@ -58,19 +57,6 @@ def test_segments_count_astral_characters_twice():
 
 # The stack -------------------------------------------------------------------------------------
 
-@contextmanager
-def overrides_win(extra: dict[str, str]):
-    """running_stack puts its own SMS_PROVIDER=outbox after the caller's overrides; make ours last."""
-    original = e2e.Stack.from_env
-
-    def from_env(run_dir, overrides=None, with_scheduler=True):
-        return original(run_dir, {**(overrides or {}), **extra}, with_scheduler=with_scheduler)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(e2e.Stack, "from_env", from_env)
-        yield
-
-
 @pytest.fixture(scope="module")
 def fake():
     with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as f:
@@ -89,8 +75,7 @@ def sms_stack(tmp_path_factory, fake):
         "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",
         **twilio,
     })
-    with overrides_win(twilio):
-        stack = next(gen)
+    stack = next(gen)
     assert stack.env["SMS_PROVIDER"] == "twilio"
     try:
         yield stack

@@ -254,6 +254,16 @@ def test_an_image_gets_text_only_notice(wx):
     assert wx.reply_after(openid, 0) == "目前只支持文字消息"
 
 
+def test_non_user_events_are_acknowledged_and_ignored(wx):
+    openid = new_openid()
+    for event in ("TEMPLATESENDJOBFINISH", "LOCATION", "some_future_event"):
+        r = wx.post(event_xml(openid, event))
+        assert (r.status_code, r.text) == (200, "success")
+    assert wx.identity(openid).status_code == 404  # not claimed: no 48-hour window opened
+    time.sleep(0.5)
+    assert wx.fake.requests(touser=openid) == []
+
+
 def test_subscribe_welcomes_and_verification_binds_the_openid(wx):
     openid = new_openid()
     r = wx.post(event_xml(openid, "subscribe"))

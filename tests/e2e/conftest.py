@@ -62,13 +62,13 @@ def running_stack(run_dir: Path, databases: dict[str, str]):
     ports = {name: str(free_port()) for name in ("BACKEND_PORT", "ACTION_PORT", "RASA_PORT")}
     overrides = {
         **ports,
-        **databases,
         "BACKEND_URL": f"http://127.0.0.1:{ports['BACKEND_PORT']}",
         "RASA_PUBLIC_URL": f"http://127.0.0.1:{ports['RASA_PORT']}",
         "BACKEND_API_KEYS": f"actions:{API_KEY}",
         "BACKEND_API_KEY": API_KEY,
         "SMS_PROVIDER": "outbox",
         "SMS_OUTBOX_PATH": str(run_dir / "sms_outbox.jsonl"),
+        **databases,  # the caller's settings win (databases, SMS provider, channel fakes)
     }
     s = Stack.from_env(run_dir, overrides, with_scheduler=False)
     env = s._child_env()
