@@ -17,8 +17,8 @@ from tests.e2e.conftest import running_stack
 
 from .fake_twilio import FakeTwilio
 from .fake_wechat import FakeWeChat
-from .test_sms import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL, bodies, text_sms, wait_reply
-from .test_wechat import AES_KEY, APP_ID, TEMPLATE_ID, TOKEN, WeChatSide
+from .test_sms import ACCOUNT_SID, AUTH_TOKEN, bodies, text_sms, twilio_settings, wait_reply
+from .test_wechat import WeChatSide, wechat_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -35,11 +35,8 @@ def both(tmp_path_factory):
     gen = running_stack(run_dir, {
         "DATABASE_URL": f"sqlite:///{run_dir / 'loan.db'}",
         "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",
-        "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": "test-secret",
-        "WECHAT_AES_KEY": AES_KEY, "WECHAT_API_BASE": wechat.base_url, "WECHAT_TEMPLATE_ID": TEMPLATE_ID,
-        "WECHAT_REDIS_URL": "",
-        "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE": twilio.url, "SMS_PUBLIC_URL": PUBLIC_URL,
+        **wechat_settings(wechat),
+        **twilio_settings(twilio),
     })
     try:
         stack = next(gen)

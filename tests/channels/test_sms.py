@@ -63,13 +63,16 @@ def fake():
         yield f
 
 
+def twilio_settings(fake: FakeTwilio) -> dict[str, str]:
+    """The stack's SMS settings: Twilio as the provider, pointed at the fake API."""
+    return {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE": fake.url, "SMS_PUBLIC_URL": PUBLIC_URL}
+
+
 @pytest.fixture(scope="module")
 def sms_stack(tmp_path_factory, fake):
     run_dir = tmp_path_factory.mktemp("sms_stack")
-    twilio = {
-        "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE": fake.url, "SMS_PUBLIC_URL": PUBLIC_URL,
-    }
+    twilio = twilio_settings(fake)
     gen = e2e.running_stack(run_dir, {
         "DATABASE_URL": f"sqlite:///{run_dir / 'loan.db'}",
         "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",

@@ -154,6 +154,13 @@ class WeChatSide:
         return r
 
 
+def wechat_settings(fake: FakeWeChat) -> dict[str, str]:
+    """The stack's WeChat settings, pointed at the fake API."""
+    return {"WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": "test-secret",
+            "WECHAT_AES_KEY": AES_KEY, "WECHAT_API_BASE": fake.base_url, "WECHAT_TEMPLATE_ID": TEMPLATE_ID,
+            "WECHAT_REDIS_URL": ""}
+
+
 @pytest.fixture(scope="module")
 def wx(tmp_path_factory):
     fake = FakeWeChat().start()
@@ -161,9 +168,7 @@ def wx(tmp_path_factory):
     stack_gen = running_stack(run_dir, {
         "DATABASE_URL": f"sqlite:///{run_dir / 'loan.db'}",
         "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",
-        "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": "test-secret",
-        "WECHAT_AES_KEY": AES_KEY, "WECHAT_API_BASE": fake.base_url, "WECHAT_TEMPLATE_ID": TEMPLATE_ID,
-        "WECHAT_REDIS_URL": "",
+        **wechat_settings(fake),
     })
     try:
         stack = next(stack_gen)

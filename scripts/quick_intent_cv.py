@@ -1,0 +1,48 @@
+"""A fast proxy for `make eval` while writing training data (seconds, not half an hour):
+5-fold cross-validated macro-F1 of a linear model on character n-grams of the normalised text.
+DIET scores a few points lower on the same data; use this to compare data edits, `make eval` for
+the reported numbers.
+
+    .venv-bot/bin/python scripts/quick_intent_cv.py
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader  # noqa: E402
+from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.metrics import classification_report, f1_score  # noqa: E402
+from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+
+from bot.nlu.normalize import normalize  # noqa: E402
+
+
+def main() -> None:
+    texts, labels = [], []
+    for path in sorted((ROOT / "data" / "nlu").glob("*.yml")):
+        for msg in RasaYAMLReader().read(path).intent_examples:
+            texts.append(normalize(msg.get("text")))
+            labels.append(msg.get("intent"))
+    model = make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
+                          LogisticRegression(C=10, max_iter=2000))
+    pred = cross_val_predict(model, texts, labels, cv=StratifiedKFold(5, shuffle=True, random_state=0))
+    report = classification_report(labels, pred, output_dict=True, zero_division=0)
+    worst = sorted((v["f1-score"], k) for k, v in report.items() if k in set(labels))[:10]
+    print(f"examples {len(texts)}, macro-F1 {f1_score(labels, pred, average='macro'):.3f}")
+    for f1, intent in worst:
+        print(f"  {intent:<28} F1 {f1:.3f}")
+    confusions = Counter((a, b) for a, b in zip(labels, pred) if a != b)
+    print("most confused (true -> predicted):")
+    for (a, b), n in confusions.most_common(12):
+        print(f"  {n:>3}  {a} -> {b}")
+
+
+if __name__ == "__main__":
+    main()
