@@ -1,27 +1,19 @@
 """Promises to pay (「明天还」「发工资就还」): recorded in the backend, which the scheduler respects."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from bot import clock
+
 from .account import AccountAnswer
 from .formatting import day, loan_name, yuan
 from .identity import split_sender
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def _today() -> date:
-    import os
-
-    frozen = os.environ.get("APP_FROZEN_DATE")
-    return date.fromisoformat(frozen) if frozen else datetime.now(SHANGHAI).date()
 
 
 class ValidatePromiseForm(FormValidationAction):
@@ -35,7 +27,7 @@ class ValidatePromiseForm(FormValidationAction):
         except ValueError:
             dispatcher.utter_message(text="没听清具体日期，请告诉我哪天还款，例如「明天」或「12月5日」。")
             return {"promise_date": None}
-        if d < _today():
+        if d < clock.today():
             dispatcher.utter_message(text="这个日期已经过去了，请告诉我今天或以后的日期。")
             return {"promise_date": None}
         return {"promise_date": d.isoformat()}

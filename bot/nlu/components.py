@@ -1,8 +1,6 @@
 """Rasa graph components: a normalising jieba tokenizer and the loan entity extractor."""
 from __future__ import annotations
 
-import os
-from datetime import date, datetime
 from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -16,7 +14,8 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.entities import SHANGHAI, extract
+from bot import clock
+from bot.nlu.entities import extract
 from bot.nlu.normalize import normalize
 
 TOKENS = "text_tokens"
@@ -48,15 +47,6 @@ class NormalizingJiebaTokenizer(JiebaTokenizer):
         return [t for t in super().tokenize(message, attribute) if t.text.strip()]
 
 
-def _now() -> datetime:
-    now = datetime.now(SHANGHAI)
-    frozen = os.environ.get("APP_FROZEN_DATE")
-    if frozen:
-        d = date.fromisoformat(frozen)
-        now = now.replace(year=d.year, month=d.month, day=d.day)
-    return now
-
-
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
 class LoanEntityExtractor(GraphComponent, EntityExtractorMixin):
     """Runs bot.nlu.entities.extract on each message and snaps spans to token boundaries."""
@@ -76,7 +66,7 @@ class LoanEntityExtractor(GraphComponent, EntityExtractorMixin):
                 continue
             tokens = message.get(TOKENS) or []
             found = []
-            for ent in extract(text, _now()):
+            for ent in extract(text, clock.now()):
                 start, end = ent.start, ent.end
                 for t in tokens:
                     if t.start <= start < t.end:
