@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from backend.api.routes import accounts, channels, conversations, health, operations, webchat
+from backend.api.routes import accounts, channels, conversations, handoffs, health, operations, webchat
 from backend.core.clock import Clock
 from backend.core.config import Settings, get_settings, load_rules
 from backend.core.errors import install_error_handlers
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sms_sender = make_sms_sender(settings)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (health, accounts, conversations, channels, operations, webchat):
+    for module in (health, accounts, conversations, channels, operations, webchat, handoffs):
         app.include_router(module.router)
     return app
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ErrorBody(BaseModel):
@@ -218,3 +218,113 @@ class LoginOut(BaseModel):
     expires_in: int
     sender_id: str
     name_masked: str
+
+
+# --------------------------------------------------------------------------- human handoff
+
+HandoffReasonIn = Literal["request_human", "repeated_fallback", "complaint_high", "distress", "vip_plan", "plan_review"]
+# Staff usernames (what the audit log records as the actor).
+StaffName = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.@-]+$")]
+
+
+class HandoffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversation: str = Field(min_length=3, max_length=100)
+    channel: Literal["wechat", "sms", "web"]
+    customer_id: int | None = Field(default=None, gt=0)
+    reason: HandoffReasonIn
+    summary: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _conversation_on_channel(self) -> "HandoffIn":
+        prefix = f"{self.channel}:"
+        if not self.conversation.startswith(prefix) or len(self.conversation) == len(prefix):
+            raise ValueError('conversation must be "<channel>:<external id>" on the given channel')
+        return self
+
+
+class HandoffOut(BaseModel):
+    """A case as the API shows it: the conversation's external id and the summary are masked."""
+
+    id: int
+    reference: str
+    conversation_masked: str
+    channel: str
+    customer_id: int | None
+    reason: str
+    priority: int
+    summary: str
+    status: Literal["open", "claimed", "closed"]
+    assigned_to: str | None
+    created_at: datetime
+    claimed_at: datetime | None
+    first_response_at: datetime | None
+    closed_at: datetime | None
+    csat: int | None
+    csat_comment: str | None
+
+
+class HandoffCreatedOut(HandoffOut):
+    position: int  # 1 = next in the queue; 0 once a staff member has the case
+    wait_minutes: int  # an estimate, rounded up; includes the time until staff are in when outside hours
+    staffed: bool
+    next_staffed_at: datetime | None  # only when outside staffed hours
+
+
+class HandoffCustomerOut(BaseModel):
+    id: int
+    name_masked: str
+    phone_masked: str
+
+
+class HandoffQueueItem(HandoffOut):
+    customer: HandoffCustomerOut | None
+    waiting_seconds: int  # until the first human reply, or until now
+    overdue: bool  # no human reply within the target, counted in staffed time
+
+
+class HandoffClaimIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    staff: StaffName
+
+
+class HandoffReassignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    staff: StaffName
+    by: StaffName
+    role: Literal["agent", "supervisor"]  # the role of "by"; until staff sign in, the caller vouches for it
+
+
+class HandoffNoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    author: StaffName
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class HandoffNoteOut(BaseModel):
+    id: int
+    case_id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+class HandoffCloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: StaffName
+
+
+class HandoffCsatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: int = Field(ge=1, le=5, strict=True)
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class OpenHandoffOut(BaseModel):
+    open: bool

@@ -6,13 +6,14 @@ that the business edits, never from constants in code.
 """
 from __future__ import annotations
 
+from datetime import time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +77,55 @@ class VerificationRules(BaseModel):
     max_mismatches: int = 5
 
 
+# The reasons the bot may hand a conversation to staff for (backend.models.HandoffReason).
+HANDOFF_REASONS = ("request_human", "repeated_fallback", "complaint_high", "distress", "vip_plan", "plan_review")
+
+
+class StaffedHours(BaseModel):
+    start: time = time(9, 0)
+    end: time = time(21, 0)
+    days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _hh_mm(cls, value: Any) -> Any:
+        # Unquoted 09:00 is a base-60 integer to YAML 1.1; refuse it rather than misread it.
+        if not isinstance(value, (str, time)):
+            raise ValueError('write times as quoted "HH:MM"')
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "StaffedHours":
+        if not self.start < self.end:
+            raise ValueError("staffed_hours: start must be before end (no shifts past midnight)")
+        if not self.days or not set(self.days) <= set(range(1, 8)):
+            raise ValueError("staffed_hours: days must be ISO weekdays 1..7")
+        return self
+
+
+class WaitEstimate(BaseModel):
+    history_cases: int = Field(default=20, ge=1)
+    default_minutes: int = Field(default=3, ge=1)
+
+
+class HandoffRules(BaseModel):
+    priorities: dict[str, int] = Field(default_factory=lambda: {
+        "distress": 1, "complaint_high": 1, "vip_plan": 2, "plan_review": 2,
+        "request_human": 3, "repeated_fallback": 3,
+    })
+    staffed_hours: StaffedHours = StaffedHours()
+    first_response_target_minutes: int = Field(default=3, ge=1)
+    wait_estimate: WaitEstimate = WaitEstimate()
+
+    @model_validator(mode="after")
+    def _check(self) -> "HandoffRules":
+        if set(self.priorities) != set(HANDOFF_REASONS):
+            raise ValueError(f"handoff.priorities must give exactly these reasons: {', '.join(HANDOFF_REASONS)}")
+        if any(not 1 <= p <= 4 for p in self.priorities.values()):
+            raise ValueError("handoff.priorities: 1 (urgent) .. 4 (low)")
+        return self
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -85,6 +135,7 @@ class BusinessRules(BaseModel):
     value_tier_rules: list[SegmentRule]
     verification: VerificationRules = VerificationRules()
     promise_max_days_ahead: int = 30
+    handoff: HandoffRules = HandoffRules()
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -101,6 +152,7 @@ class BusinessRules(BaseModel):
             value_tier_rules=[SegmentRule(**r) for r in raw["segments"]["value_tier"]],
             verification=VerificationRules(**raw.get("verification", {})),
             promise_max_days_ahead=int(raw.get("promise_to_pay", {}).get("max_days_ahead", 30)),
+            handoff=HandoffRules(**raw.get("handoff", {})),
         )
 
 

@@ -3,9 +3,11 @@ from .audit import AuditLog
 from .base import Base
 from .engagement import OtpChallenge, PromiseStatus, PromiseToPay, SmsMessage
 from .customer import Channel, ChannelIdentity, Customer, IdentityStatus, InboundEvent
+from .handoff import HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
 
 __all__ = [
-    "AuditLog", "Base", "Channel", "ChannelIdentity", "Customer", "IdentityStatus", "InboundEvent",
+    "AuditLog", "Base", "Channel", "ChannelIdentity", "Customer", "HandoffCase", "HandoffNote", "HandoffReason",
+    "HandoffStatus", "IdentityStatus", "InboundEvent",
     "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
 ]

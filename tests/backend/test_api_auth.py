@@ -48,7 +48,8 @@ def target(book):
 
 
 def _fill(path: str, cust, loan) -> str:
-    known = {"channel": "sms", "external_id": cust.sms_id, "customer_id": cust.id, "loan_id": loan.id}
+    known = {"channel": "sms", "external_id": cust.sms_id, "customer_id": cust.id, "loan_id": loan.id,
+             "conversation": f"sms:{cust.sms_id}"}
     return re.sub(r"\{(\w+)\}", lambda m: str(known.get(m.group(1), "1")), path)
 
 
@@ -91,6 +92,8 @@ def test_unauthorized_even_when_the_resource_does_not_exist(client):
 
 def test_valid_key_is_accepted_on_every_read_route(app, client, target):
     cust, loan = target
+    client.post("/api/v1/handoffs", headers=HEADERS, json={"conversation": f"sms:{cust.sms_id}", "channel": "sms",
+                                                           "reason": "request_human", "summary": "auth probe"})
     for method, path in _api_routes(app):
         if method != "GET":
             continue
