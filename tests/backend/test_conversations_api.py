@@ -18,14 +18,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from backend.core.clock import SHANGHAI, Clock
+from backend.core.clock import SHANGHAI
 from backend.core.config import Settings
 from backend.main import create_app
 from backend.models import (
     AuditLog, Channel, ChannelIdentity, Customer, IdentityStatus, Instalment, OtpChallenge, PromiseStatus,
     PromiseToPay, SmsMessage,
 )
-from testkit import API_KEY, HEADERS, TODAY, D, q
+from testkit import API_KEY, HEADERS, TODAY, D, ManualClock, q
 
 START_PATH = "/api/v1/verification/start"
 CHECK_PATH = "/api/v1/verification/check"
@@ -49,20 +49,6 @@ def app(db_url, outbox_path):
     application = create_app(settings)
     yield application
     application.state.engine.dispose()
-
-
-class ManualClock(Clock):
-    """The business clock with a now() the test sets; today() stays the pinned business date."""
-
-    def __init__(self, at: datetime) -> None:
-        super().__init__(TODAY.isoformat())
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta) -> None:
-        self.at += timedelta(**delta)
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from backend.core.clock import SHANGHAI, Clock
+from backend.core.clock import SHANGHAI
 from backend.core.config import ROOT, BusinessRules, HandoffRules, StaffedHours
 from backend.models import AuditLog, Channel, HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from backend.services import handoff as svc
-from testkit import HEADERS, TODAY
+from testkit import HEADERS, TODAY, ManualClock
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
 BASE = "/api/v1/handoffs"
@@ -31,20 +31,6 @@ PRIORITY = {"distress": 1, "complaint_high": 1, "vip_plan": 2, "plan_review": 2,
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
-
-class ManualClock(Clock):
-    """The business clock with a now() the test sets; today() stays the pinned business date."""
-
-    def __init__(self, at: datetime) -> None:
-        super().__init__(TODAY.isoformat())
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta) -> None:
-        self.at += timedelta(**delta)
-
 
 @pytest.fixture
 def empty_handoffs(app):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, select
@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from backend.models import (
     AuditLog, Channel, ChannelIdentity, Customer, Instalment, InstalmentStatus, Loan, Payment,
 )
+from backend.core.clock import Clock
 from backend.services.ledger import refresh_loan_status
 from backend.services.money import amortize
 
@@ -157,3 +158,17 @@ class Book:
             if action:
                 stmt = stmt.where(AuditLog.action == action)
             return list(db.scalars(stmt))
+
+
+class ManualClock(Clock):
+    """The business clock with a now() the test sets; today() stays the pinned business date."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(TODAY.isoformat())
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta) -> None:
+        self.at += timedelta(**delta)
