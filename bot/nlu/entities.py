@@ -48,7 +48,9 @@ RE_DATE = re.compile(
 RE_MONTHS = re.compile(rf"({NUM})(个月|期)")
 RE_REFERENCE = re.compile(r"(?i)(?<![A-Za-z0-9])(?:CP|RP)\d{8}-\d{4}")
 MONEY_CONTEXT = re.compile(r"还|钱|元|块|转|付|扣|存|额|欠|交|凑|借|贷|万|千|月供|降到")
-RE_AMOUNT = re.compile(rf"({NUM})(块钱|块|元钱|元|万块钱|万块|万元|万|千块|千元|千|[kKwW])?")
+# Arabic numbers may carry thousands separators (「1,500元」) or a Chinese tail (「1万2」 = 12000).
+AMOUNT_NUM = rf"(?:\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?[万千]\d(?![\d.])|{NUM})"
+RE_AMOUNT = re.compile(rf"({AMOUNT_NUM})(块钱|块|元钱|元|万块钱|万块|万元|万|千块|千元|千|[kKwW])?")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def _number(s: str) -> Decimal:
 
 def amount_value(number: str, unit: str | None) -> Decimal | None:
     try:
-        value = _number(number)
+        value = _number(number.replace(",", ""))
     except ValueError:
         return None
     unit = (unit or "").lower()
@@ -212,7 +214,8 @@ def extract(text: str, now: datetime | None = None) -> list[Entity]:
         number, unit = m.group(1), m.group(2)
         is_cn = not number[0].isdigit()
         # A bare number is money only if it looks like money: 3+ digits, or 百/千/万 in Chinese.
-        if not unit and not (len(number.split(".")[0]) >= 3 and not is_cn or is_cn and re.search("[百千万佰仟]", number)):
+        digits = number.replace(",", "").split(".")[0]
+        if not unit and not (len(digits) >= 3 and not is_cn or re.search("[百千万佰仟]", number)):
             continue
         if not unit and not MONEY_CONTEXT.search(text):
             continue  # 「886」 is goodbye slang, not money

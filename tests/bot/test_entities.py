@@ -93,10 +93,9 @@ AMOUNTS = [
     ("1234元", "1234元", "1234.00"),  # four digits followed by a unit: money, not an ID tail
     ("欠了两千五百块", "两千五百块", "2500.00"),
     ("我欠了886", "886", "886.00"),  # with money context 886 is money
-    xfail("欠了1万2", "1万2", "12000.00",
-          reason="「1万2」 means 12000 (like 「一万二」), but only 「1万」 is read: 10000.00"),
-    xfail("还1,500元", "1,500元", "1500.00",
-          reason="thousands separator: only 「500元」 is read, 500.00 instead of 1500.00"),
+    ("欠了1万2", "1万2", "12000.00"),
+    ("还1,500元", "1,500元", "1500.00"),
+    ("转了12,345.60元", "12,345.60元", "12345.60"),
 ]
 
 
