@@ -47,6 +47,7 @@ RE_DATE = re.compile(
 )
 RE_MONTHS = re.compile(rf"({NUM})(个月|期)")
 RE_REFERENCE = re.compile(r"(?i)(?<![A-Za-z0-9])(?:CP|RP)\d{8}-\d{4}")
+MONEY_UNIT_AFTER = re.compile(r"\s*(元|块|万|千)")
 MONEY_CONTEXT = re.compile(r"还|钱|元|块|转|付|扣|存|额|欠|交|凑|借|贷|万|千|月供|降到")
 # Arabic numbers may carry thousands separators (「1,500元」) or a Chinese tail (「1万2」 = 12000).
 AMOUNT_NUM = rf"(?:\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?[万千]\d(?![\d.])|{NUM})"
@@ -199,12 +200,13 @@ def extract(text: str, now: datetime | None = None) -> list[Entity]:
     for m in RE_PHONE.finditer(text):
         add("phone", m.start(), m.end(), m.group(0))
     for m in RE_OTP.finditer(text):
-        # Six digits alone are a code unless a money unit follows (「150000元」).
-        if OTP_CONTEXT.search(text) or not re.match(r"\s*(元|块|万|千)", text[m.end():]):
+        # Six digits are a code unless a money unit follows (「150000元」 is an amount).
+        if not MONEY_UNIT_AFTER.match(text[m.end():]):
             add("otp_code", m.start(), m.end(), m.group(0))
     if ID_CONTEXT.search(text) or re.fullmatch(r"\d{3}[\dXx]", bare):
         for m in RE_ID4.finditer(text):
-            add("id_last4", m.start(), m.end(), m.group(0).upper())
+            if not MONEY_UNIT_AFTER.match(text[m.end():]):
+                add("id_last4", m.start(), m.end(), m.group(0).upper())
     for m in RE_DATE.finditer(text):
         d = date_value(m.group(0), now)
         add("date", m.start(), m.end(), d.isoformat() if d else None)
