@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, MetaData
+from sqlalchemy import BigInteger, Enum, MetaData
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -55,3 +55,8 @@ def Money() -> ScaledDecimal:  # noqa: N802 - reads like a type
 
 def Rate() -> ScaledDecimal:  # noqa: N802
     return ScaledDecimal(6)
+
+
+def StrEnum(enum_cls, name: str) -> Enum:  # noqa: N802 - reads like a type
+    """A Python enum stored as a checked VARCHAR (portable across SQLite and PostgreSQL)."""
+    return Enum(enum_cls, name=name, native_enum=False, length=20, validate_strings=True)

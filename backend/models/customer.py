@@ -4,10 +4,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, String, UniqueConstraint, false, func
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base
+from .base import Base, StrEnum
 
 
 class Channel(str, enum.Enum):
@@ -22,9 +22,6 @@ class IdentityStatus(str, enum.Enum):
     wrong_person = "wrong_person"  # the person on this channel said they are not the borrower
 
 
-def _enum(e: type[enum.Enum], name: str) -> Enum:
-    return Enum(e, name=name, native_enum=False, length=20, validate_strings=True)
-
 
 class Customer(Base):
     __tablename__ = "customers"
@@ -34,7 +31,7 @@ class Customer(Base):
     phone: Mapped[str] = mapped_column(String(20), unique=True)
     # Stored for identity checks; every API response masks it to the last four digits.
     id_number: Mapped[str] = mapped_column(String(18))
-    preferred_channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"), default=Channel.sms)
+    preferred_channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"), default=Channel.sms)
     consent_reminders: Mapped[bool] = mapped_column(Boolean, default=True)
     consent_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
     # Only the bank and the last four digits of the repayment card are kept (PIPL: collect the minimum).
@@ -56,12 +53,12 @@ class ChannelIdentity(Base):
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_external"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     external_id: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[IdentityStatus] = mapped_column(
-        _enum(IdentityStatus, "identity_status"), default=IdentityStatus.active
+        StrEnum(IdentityStatus, "identity_status"), default=IdentityStatus.active
     )
     # SMS: the number sent STOP/退订; nothing is sent to it until it opts in again.
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -80,5 +77,5 @@ class InboundEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)
-    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -6,10 +6,10 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, DateTime, Enum, ForeignKey, Integer, String, Text, func
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Money
+from .base import Base, Money, StrEnum
 
 
 class OtpChallenge(Base):
@@ -46,7 +46,7 @@ class PromiseToPay(Base):
     amount: Mapped[Decimal] = mapped_column(Money())
     channel: Mapped[str] = mapped_column(String(20))
     status: Mapped[PromiseStatus] = mapped_column(
-        Enum(PromiseStatus, name="promise_status", native_enum=False, length=20, validate_strings=True),
+        StrEnum(PromiseStatus, "promise_status"),
         default=PromiseStatus.open,
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -12,7 +12,8 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base
-from .customer import Channel, _enum
+from .base import StrEnum
+from .customer import Channel
 
 
 class HandoffReason(str, enum.Enum):
@@ -39,12 +40,12 @@ class HandoffCase(Base):
     # Equal to conversation while the case is open or claimed, NULL once closed: the unique
     # constraint lets the database itself refuse a second live case for one conversation.
     active_conversation: Mapped[str | None] = mapped_column(String(100), unique=True)
-    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
-    reason: Mapped[HandoffReason] = mapped_column(_enum(HandoffReason, "handoff_reason"))
+    reason: Mapped[HandoffReason] = mapped_column(StrEnum(HandoffReason, "handoff_reason"))
     priority: Mapped[int] = mapped_column(Integer)  # 1 urgent .. 4 low (config/business.yml)
     summary: Mapped[str] = mapped_column(Text)  # masked: no full phone, ID or card number
-    status: Mapped[HandoffStatus] = mapped_column(_enum(HandoffStatus, "handoff_status"), index=True)
+    status: Mapped[HandoffStatus] = mapped_column(StrEnum(HandoffStatus, "handoff_status"), index=True)
     assigned_to: Mapped[str | None] = mapped_column(String(50))  # staff username
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -5,10 +5,10 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, DateTime, Enum, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, Money, Rate
+from .base import Base, Money, Rate, StrEnum
 from .customer import Customer
 
 
@@ -38,7 +38,7 @@ class Loan(Base):
     term_months: Mapped[int] = mapped_column(Integer)
     start_date: Mapped[date] = mapped_column(Date)
     status: Mapped[LoanStatus] = mapped_column(
-        Enum(LoanStatus, name="loan_status", native_enum=False, length=20, validate_strings=True),
+        StrEnum(LoanStatus, "loan_status"),
         default=LoanStatus.active,
     )
     settled_on: Mapped[date | None] = mapped_column(Date)
@@ -75,7 +75,7 @@ class Instalment(Base):
     paid_penalty: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     penalty_accrued_to: Mapped[date | None] = mapped_column(Date)
     status: Mapped[InstalmentStatus] = mapped_column(
-        Enum(InstalmentStatus, name="instalment_status", native_enum=False, length=20, validate_strings=True),
+        StrEnum(InstalmentStatus, "instalment_status"),
         default=InstalmentStatus.pending,
     )
     settled_on: Mapped[date | None] = mapped_column(Date)
