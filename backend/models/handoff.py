@@ -11,8 +11,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base
-from .base import StrEnum
+from .base import Base, StrEnum
 from .customer import Channel
 
 
