@@ -90,3 +90,15 @@ class BackendClient:
         if amount:
             body["amount"] = amount
         return await self._request("POST", f"/loans/{loan_id}/promises", json=body)
+
+    async def open_handoff(self, conversation: str, channel: str, customer_id: int | None, reason: str,
+                           summary: str) -> dict:
+        return await self._request("POST", "/handoffs", json={
+            "conversation": conversation, "channel": channel, "customer_id": customer_id,
+            "reason": reason, "summary": summary})
+
+    async def current_handoff(self, conversation: str) -> dict | None:
+        return await self._request("GET", f"/handoffs/by-conversation/{conversation}")
+
+    async def rate_handoff(self, case_id: int, score: int, comment: str | None) -> dict:
+        return await self._request("POST", f"/handoffs/{case_id}/csat", json={"score": score, "comment": comment})

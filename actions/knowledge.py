@@ -16,9 +16,13 @@ def _texts() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
+def business_rules() -> dict:
+    """config/business.yml as plain data: the action server reads the rules the backend enforces."""
+    return yaml.safe_load(RULES_PATH.read_text(encoding="utf-8"))
+
+
 def _penalty_multiplier() -> str:
-    rules = yaml.safe_load(RULES_PATH.read_text(encoding="utf-8"))
-    return str(rules["penalty"]["rate_multiplier"])
+    return str(business_rules()["penalty"]["rate_multiplier"])
 
 
 def kb(key: str, **values) -> str:

@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from .account import OPEN_STATUSES
 from .backend_client import BackendClient, BackendUnavailable
 from .formatting import percent, yuan
+from .handoff import hand_over, plan_needs_person
 from .identity import verified_customer_id
 from .knowledge import kb
 
@@ -78,10 +79,21 @@ class ActionAnswerInterestFees(KnowledgeAnswer):
 
 
 class ActionAnswerRepaymentPlan(KnowledgeAnswer):
+    """The plan information; a VIP or high-risk customer is handed to a person instead."""
+
     key = "repayment_plan_info"
 
     def name(self) -> str:
         return "action_answer_repayment_plan"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        try:
+            to_person = await plan_needs_person(BackendClient(), tracker)
+        except BackendUnavailable:
+            to_person = False
+        if to_person:
+            return await hand_over(dispatcher, tracker, "vip_plan")
+        return await super().run(dispatcher, tracker, domain)
 
 
 class ActionAnswerComplaint(KnowledgeAnswer):

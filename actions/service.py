@@ -1,4 +1,4 @@
-"""Service turns: unsubscribe, wrong person, handing over to a human, and fallback."""
+"""Service turns: unsubscribe, wrong person, and fallback."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from .backend_client import BackendClient, BackendUnavailable
 from .identity import resolve_caller, split_sender
+from .handoff import hand_over
 from .knowledge import kb
 from .session import RESET_SLOTS
 
@@ -67,15 +68,6 @@ class ActionWrongPerson(Action):
         return events + [SlotSet(s, None) for s in RESET_SLOTS]
 
 
-class ActionHandoff(Action):
-    def name(self) -> str:
-        return "action_handoff"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        dispatcher.utter_message(text=kb("handoff"))
-        return []
-
-
 def _previous_user_intent(tracker: Tracker) -> str | None:
     users = [e for e in tracker.events if e.get("event") == "user"]
     if len(users) < 2:
@@ -84,17 +76,16 @@ def _previous_user_intent(tracker: Tracker) -> str | None:
 
 
 class ActionFallback(Action):
-    """First miss: ask to rephrase with two likely topics as buttons. Second miss in a row: offer a human."""
+    """First miss: ask to rephrase with two likely topics as buttons. Second miss in a row: hand over
+    to a person."""
 
     def name(self) -> str:
         return "action_fallback"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         if _previous_user_intent(tracker) == "nlu_fallback":
-            dispatcher.utter_message(
-                text="抱歉，我还是没能理解您的问题。需要为您转接人工客服吗？",
-                buttons=[{"title": "转人工客服", "payload": "/request_human"}, {"title": "不用了", "payload": "/deny"}])
-            return []
+            dispatcher.utter_message(text=kb("fallback_to_person"))
+            return await hand_over(dispatcher, tracker, "repeated_fallback")
         ranking = tracker.latest_message.get("intent_ranking", []) or []
         likely = [r["name"] for r in ranking if r.get("name") in SUGGESTIONS][:2]
         for extra in DEFAULT_SUGGESTIONS:

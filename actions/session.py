@@ -1,10 +1,14 @@
-"""Session start: decide from the channel identity whether this conversation is verified."""
+"""Session start: decide from the channel identity whether this conversation is verified, and keep
+a conversation that is with a person paused.
+
+Rasa resets the paused flag when a new session starts (session_expiration_time); without the
+guard a borrower who waited an hour for staff would suddenly get bot answers again."""
 from __future__ import annotations
 
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from .backend_client import BackendClient, BackendUnavailable
@@ -31,4 +35,15 @@ class ActionSessionStart(Action):
         verified = bool(caller and caller.may_see_account)
         events += [SlotSet("verified", verified), SlotSet("customer_id", caller.customer_id if verified else None)]
         events.append(ActionExecuted("action_listen"))
+        if await _with_staff(tracker):
+            events.append(ConversationPaused())
         return events
+
+
+async def _with_staff(tracker: Tracker) -> bool:
+    """An open or claimed handoff case for this conversation. If the backend cannot tell, stay as
+    the old session was (the tracker still shows its paused flag here)."""
+    try:
+        return await BackendClient().current_handoff(tracker.sender_id) is not None
+    except BackendUnavailable:
+        return tracker.is_paused()

@@ -107,6 +107,18 @@ def stories() -> list[dict]:
         {"story": "complaint then human", "steps": [
             user("你们的催收天天打电话骚扰我家人", "complaint"), {"action": "action_answer_complaint"},
             user("给我转人工", "request_human"), {"action": "action_handoff"}]},
+        {"story": "asks for a person in the middle of verification", "steps": [
+            user("我还欠多少", "query_balance"), {"action": "action_remember_question"}, {"action": "identity_form"},
+            {"active_loop": "identity_form"}, {"slot_was_set": [{"requested_slot": "identity_phone"}]},
+            user("算了直接给我转人工", "request_human"), {"action": "action_handoff"}, {"active_loop": None}]},
+        {"story": "staff return the conversation and the borrower rates it", "steps": [
+            {"intent": "EXTERNAL_handoff_closed"}, {"action": "action_handoff_closed"}, {"action": "csat_form"},
+            {"active_loop": "csat_form"}, {"slot_was_set": [{"requested_slot": "csat_score"}]},
+            user("5", "provide_identity"), {"action": "csat_form"},
+            {"slot_was_set": [{"csat_score": "5"}, {"requested_slot": "csat_comment"}]},
+            user("客服很耐心", "thank"), {"action": "csat_form"},
+            {"slot_was_set": [{"csat_comment": "客服很耐心"}, {"requested_slot": None}]}, {"active_loop": None},
+            {"action": "action_submit_csat"}]},
         {"story": "verified borrower asks interest then early settlement", "steps": [
             VERIFIED, user("利率多少", "ask_interest_fees"), {"action": "action_answer_interest_fees"},
             user("那我想提前全部还清", "request_early_repayment"), {"action": "action_answer_early_repayment"}]},

@@ -116,6 +116,8 @@ class HandoffRules(BaseModel):
     staffed_hours: StaffedHours = StaffedHours()
     first_response_target_minutes: int = Field(default=3, ge=1)
     wait_estimate: WaitEstimate = WaitEstimate()
+    # Segments whose repayment-plan questions go to a person (read by the action server too).
+    plan_segments: dict[str, list[str]] = Field(default_factory=lambda: {"value_tier": ["vip"], "risk_tier": ["high"]})
 
     @model_validator(mode="after")
     def _check(self) -> "HandoffRules":

@@ -1,4 +1,5 @@
-"""Rasa graph components: a normalising jieba tokenizer and the loan entity extractor."""
+"""Rasa graph components: a normalising jieba tokenizer, the loan entity extractor and the distress
+override."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
@@ -10,7 +11,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 from rasa.nlu.tokenizers.tokenizer import Token
-from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -77,6 +78,35 @@ class LoanEntityExtractor(GraphComponent, EntityExtractorMixin):
                               "value": ent.value, "confidence_entity": 1.0})
             found = self.add_extractor_name(found)
             message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+
+DISTRESS_INTENT = "request_human"
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class DistressOverride(GraphComponent):
+    """Distress or self-harm words (lexicon/distress.yml, found by LoanEntityExtractor) route the
+    message to a person whatever the classifier thought: a safety rule, not a statistical guess.
+    It runs after the FallbackClassifier so a low-confidence message is routed too; the
+    ``distress`` entity stays on the message so the handoff action can give the hotline."""
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "DistressOverride":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            if not any(e.get("entity") == "distress" for e in message.get(ENTITIES) or []):
+                continue
+            top = {"name": DISTRESS_INTENT, "confidence": 1.0}
+            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != DISTRESS_INTENT]
+            message.set(INTENT, top, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [top] + ranking, add_to_output=True)
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
