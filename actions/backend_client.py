@@ -102,3 +102,7 @@ class BackendClient:
 
     async def rate_handoff(self, case_id: int, score: int, comment: str | None) -> dict:
         return await self._request("POST", f"/handoffs/{case_id}/csat", json={"score": score, "comment": comment})
+
+    async def record_session(self, conversation: str, channel: str, customer_id: int | None) -> None:
+        await self._request("POST", "/conversations/sessions",
+                            json={"conversation": conversation, "channel": channel, "customer_id": customer_id})

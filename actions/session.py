@@ -11,8 +11,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .backend_client import BackendClient, BackendUnavailable
-from .identity import resolve_caller
+from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from .identity import resolve_caller, split_sender
 
 # Slots that must not survive into a new session: verification by code is per conversation.
 RESET_SLOTS = ("pending_action", "identity_phone", "identity_id_last4", "identity_otp", "identity_outcome",
@@ -35,9 +35,20 @@ class ActionSessionStart(Action):
         verified = bool(caller and caller.may_see_account)
         events += [SlotSet("verified", verified), SlotSet("customer_id", caller.customer_id if verified else None)]
         events.append(ActionExecuted("action_listen"))
+        await _record(tracker.sender_id, caller.customer_id if verified else None)
         if await _with_staff(tracker):
             events.append(ConversationPaused())
         return events
+
+
+async def _record(conversation: str, customer_id: int | None) -> None:
+    channel, _ = split_sender(conversation)
+    if channel not in ("web", "wechat", "sms"):
+        return  # e.g. a test conversation over the REST channel without a channel prefix
+    try:
+        await BackendClient().record_session(conversation, channel, customer_id)
+    except (BackendUnavailable, BackendRefused):
+        pass  # statistics only: never block the conversation
 
 
 async def _with_staff(tracker: Tracker) -> bool:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date
@@ -52,6 +53,50 @@ def seed(url: str, count: int, seed_value: int, as_of: date | None, only_if_empt
     engine.dispose()
 
 
+DEMO_STAFF = (("agent1", "客服小王", "agent"), ("agent2", "客服小李", "agent"), ("supervisor1", "主管老陈", "supervisor"))
+
+
+def seed_console(url: str) -> None:
+    """Demo staff accounts (password CONSOLE_DEMO_PASSWORD) and the canned replies, once."""
+    import yaml
+
+    from backend.models import CannedReply, StaffUser
+    from backend.services import staff
+
+    password = os.environ.get("CONSOLE_DEMO_PASSWORD", "")
+    clock = Clock(get_settings().frozen_date)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as db:
+        if password and not db.scalar(select(func.count()).select_from(StaffUser)):
+            for username, name, role in DEMO_STAFF:
+                staff.create_user(db, username, name, role, password, clock.now(), "setup")
+            print(f"console: demo staff {', '.join(u for u, _, _ in DEMO_STAFF)} (password CONSOLE_DEMO_PASSWORD)")
+        if not db.scalar(select(func.count()).select_from(CannedReply)):
+            rows = yaml.safe_load((ROOT / "config" / "canned_replies.yml").read_text(encoding="utf-8"))
+            db.add_all(CannedReply(title=r["title"], text=r["text"], position=i) for i, r in enumerate(rows))
+        db.commit()
+    engine.dispose()
+
+
+def create_staff(url: str, username: str, name: str, role: str) -> None:
+    """Add a staff account; the password is read from the terminal (or STAFF_PASSWORD)."""
+    import getpass
+
+    from backend.core.errors import AppError
+    from backend.services import staff
+
+    password = os.environ.get("STAFF_PASSWORD") or getpass.getpass(f"{username} 的密码: ")
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as db:
+        try:
+            staff.create_user(db, username, name, role, password, Clock().now(), "cli")
+        except AppError as exc:
+            sys.exit(f"create-staff: {exc.message_en}")
+        db.commit()
+    engine.dispose()
+    print(f"console: {role} {username} created")
+
+
 def recompute(url: str) -> None:
     from backend.services.segments import recompute_all
 
@@ -70,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("migrate")
     sub.add_parser("recompute-segments")
+    p = sub.add_parser("create-staff", help="add a console account (agent or supervisor)")
+    p.add_argument("username")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", choices=("agent", "supervisor"), default="agent")
     for name in ("seed", "setup"):
         p = sub.add_parser(name)
         p.add_argument("--count", type=int, default=240)
@@ -83,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         print("database: migrated to the latest schema")
     if args.cmd in ("seed", "setup"):
         seed(url, args.count, args.seed, args.as_of, only_if_empty=args.cmd == "setup")
+        seed_console(url)
+    if args.cmd == "create-staff":
+        create_staff(url, args.username, args.name, args.role)
     if args.cmd == "recompute-segments":
         recompute(url)
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from backend.api.routes import accounts, channels, conversations, handoffs, health, operations, webchat
+from backend.api.routes import accounts, channels, console, conversations, handoffs, health, operations, webchat
 from backend.core.clock import Clock
 from backend.core.config import Settings, get_settings, load_rules
 from backend.core.errors import install_error_handlers
 from backend.db import make_engine, make_sessionmaker
+from backend.services.rasa_api import RasaClient
 from backend.services.sms import OutboxSender, SmsSender, TwilioSender
 
 
@@ -37,9 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rules = load_rules(settings.business_rules_path)
     app.state.clock = Clock(settings.frozen_date)
     app.state.sms_sender = make_sms_sender(settings)
+    app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_api_token)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (health, accounts, conversations, channels, operations, webchat, handoffs):
+    for module in (health, accounts, conversations, channels, operations, webchat, handoffs, console):
         app.include_router(module.router)
     return app
 

@@ -227,6 +227,16 @@ HandoffReasonIn = Literal["request_human", "repeated_fallback", "complaint_high"
 StaffName = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.@-]+$")]
 
 
+class SessionIn(BaseModel):
+    """A conversation session the bot started (for the dashboard's volumes and containment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation: str = Field(min_length=3, max_length=100)
+    channel: Literal["wechat", "sms", "web"]
+    customer_id: int | None = Field(default=None, gt=0)
+
+
 class HandoffIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -48,6 +48,8 @@ def derive(env: dict[str, str]) -> dict[str, str]:
     for key in ("SMS_OUTBOX_PATH",):
         if env.get(key) and not Path(env[key]).is_absolute():
             env[key] = str(ROOT / env[key])
+    # Where the backend (console) and the scheduler reach Rasa's HTTP API.
+    env["RASA_URL"] = env.get("RASA_URL") or f"http://127.0.0.1:{env.get('RASA_PORT', '5005')}"
     tracker = urlsplit(env.get("RASA_TRACKER_URL", "sqlite://"))
     env["RASA_TRACKER_DIALECT"] = tracker.scheme.split("+")[0] or "sqlite"
     lock = urlsplit(env.get("RASA_LOCK_STORE_URL", "redis://127.0.0.1:6379/1"))

@@ -4,10 +4,12 @@ from .base import Base
 from .engagement import OtpChallenge, PromiseStatus, PromiseToPay, SmsMessage
 from .customer import Channel, ChannelIdentity, Customer, IdentityStatus, InboundEvent
 from .handoff import HandoffCase, HandoffNote, HandoffReason, HandoffStatus
+from .staff import CannedReply, ConversationSession, LoginAttempt, StaffRole, StaffSession, StaffUser
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
 
 __all__ = [
-    "AuditLog", "Base", "Channel", "ChannelIdentity", "Customer", "HandoffCase", "HandoffNote", "HandoffReason",
+    "AuditLog", "Base", "CannedReply", "ConversationSession", "LoginAttempt", "StaffRole", "StaffSession",
+    "StaffUser", "Channel", "ChannelIdentity", "Customer", "HandoffCase", "HandoffNote", "HandoffReason",
     "HandoffStatus", "IdentityStatus", "InboundEvent",
     "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
 ]

@@ -1,16 +1,18 @@
-"""Conversation outcomes the backend records: wrong person, unsubscribe, promises to pay."""
+"""Conversation outcomes the backend records: wrong person, unsubscribe, promises to pay, sessions."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError
-from backend.models import ChannelIdentity, Customer, IdentityStatus, Loan, LoanStatus, PromiseToPay
+from backend.models import (
+    Channel, ChannelIdentity, ConversationSession, Customer, IdentityStatus, Loan, LoanStatus, PromiseToPay,
+)
 
-from . import audit, channels
+from . import accounts, audit, channels
 from .ledger import position
 from .money import q2
 
@@ -51,3 +53,11 @@ def record_promise(db: Session, rules: BusinessRules, loan: Loan, promised_date:
     db.flush()
     audit.record(db, actor, "promise.recorded", "loan", loan.id, promised_date=promised_date.isoformat(), amount=str(amount))
     return promise
+
+
+def record_session(db: Session, conversation: str, channel: str, customer_id: int | None, now: datetime) -> None:
+    """One row per conversation session (action_session_start): the dashboard counts these."""
+    if customer_id is not None:
+        accounts.get_customer(db, customer_id)
+    db.add(ConversationSession(conversation=conversation, channel=Channel(channel), customer_id=customer_id,
+                               started_at=now))

@@ -11,7 +11,6 @@ moment cannot both win, on SQLite or PostgreSQL.
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -28,38 +27,10 @@ from backend.schemas import (
 )
 
 from . import accounts, audit
-from .masking import last4, mask_name, mask_phone
+from .masking import mask_name, mask_numbers, mask_phone
 
 LIVE = (HandoffStatus.open, HandoffStatus.claimed)
 REFERENCE_TRIES = 5
-
-# --------------------------------------------------------------------------- masking free text
-
-# Personal numbers as people type them: a run of 11 or more digits (a mobile, optionally with +86;
-# an 18-character ID, possibly ending in X; a 16-19 digit card), or the usual spaced forms
-# 138 1234 5678, 6222 0212 3456 7890 123 and 110105 19850301 123X. \d also matches full-width digits.
-_PERSONAL_NUMBER = re.compile(
-    r"(?<!\d)(?:"
-    r"(?:\+?86[ -]?)?1\d{2}[ -]\d{4}[ -]\d{4}"  # mobile, spaced
-    r"|\d{6}[ -]\d{8}[ -]\d{3}[\dXx]"  # ID, spaced 6-8-4
-    r"|\d{4}(?:[ -]\d{4}){3}(?:[ -]\d{1,3})?"  # card, in groups of four
-    r"|\d{17}[Xx]"  # ID ending in X
-    r"|\+?\d{11,}"  # any long run
-    r")(?!\d)"
-)
-
-
-def _mask_match(m: re.Match) -> str:
-    compact = "".join(str(int(ch)) if ch.isdigit() else ch.upper() for ch in m.group() if ch.isalnum())
-    if compact.isdigit() and (len(compact) == 11 or (len(compact) == 13 and compact.startswith("86"))):
-        return mask_phone(compact)  # 138****5678
-    return last4(compact)  # ID and card: ****1234
-
-
-def mask_numbers(text: str) -> str:
-    """Mask mobiles (138****5678), ID and card numbers (****1234) in free text, with masking.py's rules."""
-    return _PERSONAL_NUMBER.sub(_mask_match, text)
-
 
 # --------------------------------------------------------------------------- business time
 

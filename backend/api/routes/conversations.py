@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from backend.api.deps import DB, Caller, Rules, Today
 from backend.models import PromiseStatus, PromiseToPay
 from backend.schemas import (
-    IdentityOut, PromiseIn, PromiseOut, VerificationCheckIn, VerificationOut, VerificationStartIn,
+    IdentityOut, PromiseIn, PromiseOut, SessionIn, VerificationCheckIn, VerificationOut, VerificationStartIn,
 )
 from backend.services import accounts, engagement, verification
 
@@ -52,3 +52,9 @@ def promises(customer_id: int, db: DB, _: Caller):
                                          PromiseToPay.status == PromiseStatus.open).order_by(PromiseToPay.id)
     return [PromiseOut(id=p.id, loan_id=p.loan_id, promised_date=p.promised_date, amount=p.amount,
                        status=p.status.value) for p in rows]
+
+
+@router.post("/conversations/sessions", status_code=204)
+def session_started(data: SessionIn, db: DB, clock: Today, _: Caller) -> None:
+    """The bot started a conversation session."""
+    engagement.record_session(db, data.conversation, data.channel, data.customer_id, clock.now())

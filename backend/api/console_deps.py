@@ -1,0 +1,42 @@
+"""Console dependencies: the signed-in staff session (cookie) and the CSRF check."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from backend.api.deps import DB, Rules, Today
+from backend.core.errors import AppError
+from backend.models import StaffSession
+from backend.services import staff
+from backend.services.rasa_api import RasaClient
+
+COOKIE = "console_session"
+
+
+class NotSignedIn(AppError):
+    def __init__(self) -> None:
+        super().__init__(401, "not_signed_in", "请先登录客服工作台", "Sign in to the console first")
+
+
+def current_session(request: Request, db: DB, rules: Rules, clock: Today) -> StaffSession:
+    session = staff.session_for(db, rules, request.cookies.get(COOKIE), clock.now())
+    if session is None:
+        db.commit()  # keep the record of an expired session although the request is refused
+        raise NotSignedIn()
+    return session
+
+
+def csrf_checked(session: Annotated[StaffSession, Depends(current_session)],
+                 x_csrf_token: Annotated[str | None, Header()] = None) -> StaffSession:
+    staff.check_csrf(session, x_csrf_token)
+    return session
+
+
+def get_rasa(request: Request) -> RasaClient:
+    return request.app.state.rasa
+
+
+Staff = Annotated[StaffSession, Depends(current_session)]
+StaffWrite = Annotated[StaffSession, Depends(csrf_checked)]
+Rasa = Annotated[RasaClient, Depends(get_rasa)]

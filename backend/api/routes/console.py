@@ -1,0 +1,218 @@
+"""The staff console: server-rendered pages (Chinese UI) and the JSON endpoints their script calls.
+
+Pages need a signed-in session (else a redirect to the sign-in page); JSON endpoints answer 401.
+Every state-changing request carries the session's CSRF token in the X-CSRF-Token header.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.api.console_deps import COOKIE, Rasa, Staff, StaffWrite
+from backend.api.deps import DB, Rules, Today
+from backend.core.errors import AppError
+from backend.services import console, handoff, staff
+from backend.services.dashboard import dashboard
+from backend.services.rasa_api import RasaUnavailable
+
+router = APIRouter(tags=["console"], include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates" / "console")
+LOGIN_CSRF = "console_login_csrf"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+def _cookie(request: Request, response, name: str, value: str, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, httponly=True, samesite="strict", max_age=max_age, path="/console",
+                        secure=request.app.state.settings.console_cookie_secure)
+
+
+# --------------------------------------------------------------------------- sign in / out
+
+def _login_page(request: Request, error: str | None = None, status: int = 200) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(request, "login.html", {"csrf": token, "error": error},
+                                          status_code=status)
+    _cookie(request, response, LOGIN_CSRF, token)
+    return response
+
+
+@router.get("/console/login", response_class=HTMLResponse)
+def login_page(request: Request):
+    return _login_page(request)
+
+
+@router.post("/console/login")
+def login(request: Request, db: DB, rules: Rules, clock: Today, username: str = Form(""),
+          password: str = Form(""), csrf: str = Form("")):
+    expected = request.cookies.get(LOGIN_CSRF)
+    if not expected or not secrets.compare_digest(expected, csrf):
+        return _login_page(request, "页面已过期，请重新登录", 403)
+    try:
+        user, token = staff.sign_in(db, rules, username, password, _client(request), clock.now())
+    except AppError as exc:
+        db.commit()  # the failed attempt counts towards the rate limit
+        return _login_page(request, exc.message_zh, exc.status)
+    response = RedirectResponse("/console", status_code=303)
+    _cookie(request, response, COOKIE, token, max_age=rules.console.session_max_hours * 3600)
+    response.delete_cookie(LOGIN_CSRF, path="/console")
+    return response
+
+
+@router.post("/console/logout")
+def logout(request: Request, db: DB, session: Staff, clock: Today, csrf: str = Form("")):
+    staff.check_csrf(session, csrf)
+    staff.sign_out(db, session, clock.now())
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+# --------------------------------------------------------------------------- pages
+
+def _page(request: Request, db: DB, rules: Rules, clock: Today, template: str, **context):
+    session = staff.session_for(db, rules, request.cookies.get(COOKIE), clock.now())
+    if session is None:
+        db.commit()
+        return RedirectResponse("/console/login", status_code=303)
+    me = session.staff
+    return templates.TemplateResponse(request, template, {
+        "me": {"username": me.username, "name": me.display_name, "role": me.role.value},
+        "csrf": session.csrf_token, **context})
+
+
+@router.get("/console", response_class=HTMLResponse)
+def queue_page(request: Request, db: DB, rules: Rules, clock: Today):
+    return _page(request, db, rules, clock, "queue.html", page="queue",
+                 target_minutes=rules.handoff.first_response_target_minutes)
+
+
+@router.get("/console/cases/{case_id}", response_class=HTMLResponse)
+def case_page(case_id: int, request: Request, db: DB, rules: Rules, clock: Today):
+    return _page(request, db, rules, clock, "case.html", page="case", case_id=case_id)
+
+
+@router.get("/console/dashboard", response_class=HTMLResponse)
+def dashboard_page(request: Request, db: DB, rules: Rules, clock: Today):
+    return _page(request, db, rules, clock, "dashboard.html", page="dashboard")
+
+
+# --------------------------------------------------------------------------- JSON for the pages
+
+class TextIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class StaffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    staff: str = Field(min_length=1, max_length=50)
+
+
+class CannedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=30)
+    text: str = Field(min_length=1, max_length=1000)
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise AppError(422, "empty", "内容不能为空", "Text must not be blank")
+    return value
+
+
+@router.get("/console/api/queue")
+def api_queue(db: DB, rules: Rules, clock: Today, session: Staff):
+    return {"cases": [item.model_dump(mode="json") for item in handoff.queue(db, rules, clock.now())],
+            "target_minutes": rules.handoff.first_response_target_minutes}
+
+
+@router.get("/console/api/cases/{case_id}")
+def api_case(case_id: int, db: DB, rules: Rules, clock: Today, session: Staff, rasa: Rasa):
+    case = console.viewable_case(db, session, case_id)
+    try:  # the case and the customer are still shown when the conversation store cannot answer
+        transcript, transcript_error = console.transcript(rasa.events(case.conversation), handoff._tz(rules)), None
+    except RasaUnavailable as exc:
+        transcript, transcript_error = None, exc.message_zh
+    return {
+        "case": handoff.case_out(case, rules).model_dump(mode="json"),
+        "notes": [handoff.note_out(n, rules).model_dump(mode="json") for n in case.notes],
+        "customer": console.customer_panel(db, rules, case.customer_id, clock.today()),
+        "transcript": transcript, "transcript_error": transcript_error,
+        "mine": case.assigned_to == session.staff.username,
+    }
+
+
+@router.get("/console/api/cases/{case_id}/transcript")
+def api_transcript(case_id: int, db: DB, rules: Rules, session: Staff, rasa: Rasa):
+    case = console.viewable_case(db, session, case_id)
+    return {"status": case.status.value, "assigned_to": case.assigned_to,
+            "transcript": console.transcript(rasa.events(case.conversation), handoff._tz(rules))}
+
+
+@router.post("/console/api/cases/{case_id}/claim")
+def api_claim(case_id: int, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+    case = handoff.claim(db, rules, case_id, session.staff.username, clock.now(), "console")
+    return handoff.case_out(case, rules).model_dump(mode="json")
+
+
+@router.post("/console/api/cases/{case_id}/reassign")
+def api_reassign(case_id: int, data: StaffIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+    if data.staff not in {u for u, _, _ in staff.staff_names(db)}:
+        raise AppError(422, "unknown_staff", "没有这个客服账号", "No such staff member")
+    case = handoff.reassign(db, rules, case_id, data.staff, session.staff.username, session.staff.role.value,
+                            clock.now(), "console")
+    return handoff.case_out(case, rules).model_dump(mode="json")
+
+
+@router.post("/console/api/cases/{case_id}/reply")
+def api_reply(case_id: int, data: TextIn, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
+    case = console.reply(db, rules, rasa, session, case_id, _text(data.text), clock.now())
+    return handoff.case_out(case, rules).model_dump(mode="json")
+
+
+@router.post("/console/api/cases/{case_id}/notes", status_code=201)
+def api_note(case_id: int, data: TextIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+    console.viewable_case(db, session, case_id)
+    note = handoff.add_note(db, rules, case_id, session.staff.username, _text(data.text), clock.now(), "console")
+    return handoff.note_out(note, rules).model_dump(mode="json")
+
+
+@router.post("/console/api/cases/{case_id}/hand-back")
+def api_hand_back(case_id: int, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
+    case = console.hand_back(db, rules, rasa, session, case_id, clock.now())
+    return handoff.case_out(case, rules).model_dump(mode="json")
+
+
+@router.get("/console/api/staff")
+def api_staff(db: DB, session: Staff):
+    return [{"username": u, "name": d, "role": r} for u, d, r in staff.staff_names(db)]
+
+
+@router.get("/console/api/canned")
+def api_canned(db: DB, session: Staff):
+    return [{"id": r.id, "title": r.title, "text": r.text} for r in console.canned_replies(db)]
+
+
+@router.post("/console/api/canned", status_code=201)
+def api_canned_add(data: CannedIn, db: DB, session: StaffWrite):
+    r = console.add_canned_reply(db, session, _text(data.title), _text(data.text))
+    return {"id": r.id, "title": r.title, "text": r.text}
+
+
+@router.delete("/console/api/canned/{reply_id}", status_code=204)
+def api_canned_delete(reply_id: int, db: DB, session: StaffWrite):
+    console.delete_canned_reply(db, session, reply_id)
+
+
+@router.get("/console/api/dashboard")
+def api_dashboard(db: DB, rules: Rules, clock: Today, session: Staff):
+    return dashboard(db, rules, clock.now())
