@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     webchat_jwt_secret: str = Field(default="dev-webchat-jwt-secret-change-me", alias="WEBCHAT_JWT_SECRET")
     webchat_token_minutes: int = Field(default=30, alias="WEBCHAT_TOKEN_MINUTES")
     rasa_public_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_PUBLIC_URL")
+    # Rasa's HTTP API as the backend reaches it (console replies, transcripts) and its token.
+    rasa_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_URL")
+    rasa_api_token: str = Field(default="dev-rasa-token", alias="RASA_API_TOKEN")
+    # Staff console session cookie: Secure flag (set true behind HTTPS).
+    console_cookie_secure: bool = Field(default=False, alias="CONSOLE_COOKIE_SECURE")
     # ISO date; when set, "today" is this date (demo and tests across processes).
     frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
 
@@ -128,6 +133,68 @@ class HandoffRules(BaseModel):
         return self
 
 
+class ConsoleRules(BaseModel):
+    """Staff console sign-in: session lifetime and the login rate limit."""
+
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_max_hours: int = Field(default=10, ge=1)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+
+
+class ScoreBand(BaseModel):
+    """One band of a service-quality scale: the score when the value is strictly ``below``, ``at_most``
+    or ``at_least`` the threshold (exactly one of the three). Bands are tried top to bottom."""
+
+    score: float = Field(ge=1, le=5)
+    below: float | None = None
+    at_most: float | None = None
+    at_least: float | None = None
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> "ScoreBand":
+        if sum(t is not None for t in (self.below, self.at_most, self.at_least)) != 1:
+            raise ValueError("a score band needs exactly one of below, at_most, at_least")
+        return self
+
+
+class ScoreScale(BaseModel):
+    bands: list[ScoreBand]
+    otherwise: float = Field(ge=1, le=5)  # when no band matches
+
+
+SERVICE_QUALITY_COMPONENTS = ("response_time", "resolution_rate", "satisfaction", "complaint_rate")
+
+
+class ServiceQualityRules(BaseModel):
+    """The dashboard's service-quality score (backend.services.dashboard): weights and bands."""
+
+    weights: dict[str, float] = Field(default_factory=lambda: {
+        "response_time": 0.30, "resolution_rate": 0.40, "satisfaction": 0.20, "complaint_rate": 0.10,
+    })
+    # Median first response, in minutes: under 5 -> 5, 5..10 -> 4, over 10 -> 3.
+    response_minutes: ScoreScale = ScoreScale(
+        bands=[ScoreBand(below=5, score=5), ScoreBand(at_most=10, score=4)], otherwise=3)
+    # Share of handoff cases closed: 100% -> 5, 80-99% -> 4, 60-79% -> 3, below 60% -> 2.
+    resolution_rate: ScoreScale = ScoreScale(
+        bands=[ScoreBand(at_least=1.0, score=5), ScoreBand(at_least=0.8, score=4), ScoreBand(at_least=0.6, score=3)],
+        otherwise=2)
+    # Complaints per conversation: <= 1% -> 5, <= 3% -> 4, <= 5% -> 3, more -> 2.
+    complaint_rate: ScoreScale = ScoreScale(
+        bands=[ScoreBand(at_most=0.01, score=5), ScoreBand(at_most=0.03, score=4), ScoreBand(at_most=0.05, score=3)],
+        otherwise=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ServiceQualityRules":
+        if set(self.weights) != set(SERVICE_QUALITY_COMPONENTS):
+            raise ValueError(f"service_quality.weights must give exactly: {', '.join(SERVICE_QUALITY_COMPONENTS)}")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("service_quality.weights must not be negative")
+        if abs(sum(Decimal(str(w)) for w in self.weights.values()) - 1) > Decimal("1e-9"):
+            raise ValueError("service_quality.weights must add up to 1.0")
+        return self
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -138,6 +205,8 @@ class BusinessRules(BaseModel):
     verification: VerificationRules = VerificationRules()
     promise_max_days_ahead: int = 30
     handoff: HandoffRules = HandoffRules()
+    console: ConsoleRules = ConsoleRules()
+    service_quality: ServiceQualityRules = ServiceQualityRules()
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -155,6 +224,8 @@ class BusinessRules(BaseModel):
             verification=VerificationRules(**raw.get("verification", {})),
             promise_max_days_ahead=int(raw.get("promise_to_pay", {}).get("max_days_ahead", 30)),
             handoff=HandoffRules(**raw.get("handoff", {})),
+            console=ConsoleRules(**raw.get("console", {})),
+            service_quality=ServiceQualityRules(**raw.get("service_quality", {})),
         )
 
 

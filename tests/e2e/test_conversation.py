@@ -196,14 +196,16 @@ def test_overdue_consequences_needs_no_verification_and_shows_no_figures(stack):
     assert "征信" in reply and "¥" not in reply
 
 
-def test_two_misunderstandings_in_a_row_offer_a_human(stack):
+def test_two_misunderstandings_in_a_row_hand_over_to_a_person(stack):
     sender = anon()
     first = stack.say(sender, "咔咔咔哒哒哒哔哔")
     assert any(m.get("buttons") for m in first)
-    second = stack.say(sender, "asdfgh qwerty")
-    texts = "".join(m.get("text", "") for m in second)
-    assert "转接人工" in texts
-    assert any(b["payload"] == "/request_human" for m in second for b in m.get("buttons", []))
+    assert stack.backend(f"/handoffs/by-conversation/{sender}").status_code == 404
+    second = stack.texts(sender, "asdfgh qwerty")
+    assert second.startswith("抱歉，我还是没能理解您的问题，为您转接人工客服。")
+    case = stack.backend(f"/handoffs/by-conversation/{sender}").json()
+    assert (case["reason"], case["priority"], case["status"]) == ("repeated_fallback", 3, "open")
+    assert f"工单号{case['reference']}" in second
 
 
 def test_out_of_scope_says_what_the_assistant_can_do(stack):
