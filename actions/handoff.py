@@ -19,6 +19,8 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.nlu.normalize import normalize
+
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day
 from .identity import split_sender, verified_customer_id
@@ -117,7 +119,7 @@ _NO_COMMENT = re.compile(r"^(没有|没|无|不用|不用了|跳过|算了|没�
 
 def parse_score(text: str) -> int | None:
     """A 1-5 rating typed as 「5」「五分」「4星」 (cn2an reads the Chinese numeral)."""
-    text = (text or "").strip()
+    text = normalize(text or "").strip()  # full-width digits, traditional characters
     m = _SCORE.fullmatch(text) or _SCORE.fullmatch(re.sub(r"[^\w]", "", text))
     if not m:
         return None

@@ -34,7 +34,7 @@ def unsubscribe(db: Session, customer: Customer, actor: str) -> None:
 
 
 def record_promise(db: Session, rules: BusinessRules, loan: Loan, promised_date: date, amount: Decimal | None,
-                   channel: str, today: date, actor: str) -> PromiseToPay:
+                   channel: str, today: date, actor: str, now: datetime | None = None) -> PromiseToPay:
     if loan.status == LoanStatus.settled:
         raise AppError(409, "loan_settled", "该笔借款已结清", "The loan is already settled")
     if promised_date < today:
@@ -47,8 +47,9 @@ def record_promise(db: Session, rules: BusinessRules, loan: Loan, promised_date:
     if amount <= 0 or amount > pos.total_outstanding:
         raise AppError(422, "amount_out_of_range", "承诺金额需大于零且不超过剩余应还总额",
                        "The amount must be positive and not more than the outstanding total")
+    # created_at in the business timezone (the database default would be UTC wall time on SQLite).
     promise = PromiseToPay(customer_id=loan.customer_id, loan_id=loan.id, promised_date=promised_date,
-                           amount=amount, channel=channel)
+                           amount=amount, channel=channel, **({"created_at": now} if now else {}))
     db.add(promise)
     db.flush()
     audit.record(db, actor, "promise.recorded", "loan", loan.id, promised_date=promised_date.isoformat(), amount=str(amount))

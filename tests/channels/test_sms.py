@@ -378,3 +378,26 @@ def test_unknown_number_must_verify_and_the_code_goes_out_through_twilio(sms_sta
     answer = "".join(wait_reply(fake, number, seen, yuan(loan["total_outstanding"])))
     assert "身份验证成功" in answer
     assert all(phone not in b and idn not in b for b in bodies(fake, number))
+
+
+@pytest.mark.e2e
+def test_staff_answer_an_sms_conversation_from_the_console(sms_stack, fake):
+    """Handoff over SMS: the staff reply goes out through (fake) Twilio to the borrower's number."""
+    from tests.e2e.console_client import ConsoleUser
+
+    phone, _, _ = one_open_loan(sms_stack, 3)
+    number = "+86" + phone
+    seen = len(bodies(fake, number))
+    text_sms(sms_stack, number, "转人工")
+    assert "工单号" in "".join(wait_reply(fake, number, seen, "工单号"))
+    case = sms_stack.backend(f"/handoffs/by-conversation/sms:{number}").json()
+    agent = ConsoleUser(sms_stack.backend_url, "agent2", sms_stack.env["CONSOLE_DEMO_PASSWORD"])
+    agent.post(f"/cases/{case['id']}/claim")
+    seen = len(bodies(fake, number))
+    text_sms(sms_stack, number, "我这个月工资晚发几天")
+    agent.wait_for_borrower_text(case["id"], "我这个月工资晚发几天")
+    agent.post(f"/cases/{case['id']}/reply", {"text": "收到，我帮您备注晚几天还款。"})
+    assert wait_reply(fake, number, seen, "收到，我帮您备注晚几天还款。") == ["收到，我帮您备注晚几天还款。"]
+    agent.post(f"/cases/{case['id']}/hand-back")
+    assert "请为本次人工服务打分" in "".join(wait_reply(fake, number, seen + 1, "请为本次人工服务打分"))
+    assert phone not in agent.http.get(f"/console/api/cases/{case['id']}").text

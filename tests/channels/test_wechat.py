@@ -444,3 +444,32 @@ def test_many_workers_fetch_the_access_token_once(tmp_path):
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(timeout=10)
+
+
+def test_staff_answer_a_wechat_conversation_from_the_console(wx, bound):
+    """Handoff over WeChat: the staff reply and the rating prompt reach the openid through the
+    (fake) customer-service message API, the same way bot messages do."""
+    from tests.e2e.console_client import ConsoleUser
+
+    openid = bound[4][0]
+    assert "工单号" in wx.ask(openid, "转人工")
+    case = wx.stack.backend(f"/handoffs/by-conversation/wechat:{openid}").json()
+    assert (case["channel"], case["reason"]) == ("wechat", "request_human")
+    agent = ConsoleUser(wx.stack.backend_url, "agent1", wx.stack.env["CONSOLE_DEMO_PASSWORD"])
+    agent.post(f"/cases/{case['id']}/claim")
+    seen = len(wx.fake.texts_to(openid))
+    wx.say(openid, "我想改一下还款日")
+    agent.wait_for_borrower_text(case["id"], "我想改一下还款日")
+    time.sleep(0.5)
+    assert len(wx.fake.texts_to(openid)) == seen  # paused: the bot said nothing
+    agent.post(f"/cases/{case['id']}/reply", {"text": "您好，我是人工客服小王，还款日调整我来帮您登记。"})
+    assert wx.reply_after(openid, seen) == "您好，我是人工客服小王，还款日调整我来帮您登记。"
+    agent.post(f"/cases/{case['id']}/hand-back")
+    assert wx.reply_after(openid, seen + 1).startswith("本次人工服务已结束")
+    assert "请为本次人工服务打分" in wx.reply_after(openid, seen + 2)
+    assert "还有什么想对我们说的吗" in wx.ask(openid, "4")
+    assert wx.ask(openid, "没有") == "感谢您的评价！如还有其他问题，随时告诉我。"
+    assert wx.stack.backend(f"/handoffs/by-conversation/wechat:{openid}").status_code == 404
+    with wx.stack.db() as conn:
+        assert conn.execute("SELECT csat, csat_comment FROM handoff_cases WHERE id = ?",
+                            (case["id"],)).fetchone() == (4, None)

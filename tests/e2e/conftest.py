@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scripts.stack import APP_PY, BOT_PY, Stack  # noqa: E402
 
@@ -91,3 +92,21 @@ def stack(tmp_path_factory) -> RunningStack:
         "DATABASE_URL": f"sqlite:///{run_dir / 'loan.db'}",
         "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",
     })
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (no browser download)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from webchat_page import CHROMIUM_ARGS
+
+    exe = shutil.which("chromium")
+    if not exe:
+        pytest.fail("Debian's chromium is required (make test installs it): apt-get install chromium fonts-noto-cjk")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

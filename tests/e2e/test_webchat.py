@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-from decimal import Decimal
+import sys
 from pathlib import Path
 
 import httpx
@@ -13,58 +12,12 @@ import jwt
 import pytest
 import socketio
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from webchat_page import ask, borrower, sign_in, yuan  # noqa: E402
+
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "reports"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def yuan(v) -> str:
-    return f"¥{Decimal(str(v)):,.2f}"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    exe = shutil.which("chromium")
-    if not exe:
-        pytest.fail("Debian's chromium is required (make test installs it): apt-get install chromium fonts-noto-cjk")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def borrower(stack, where="COUNT(*) = 1 AND MAX(l.status) IN ('active', 'overdue')"):
-    with stack.db() as conn:
-        cid, phone = conn.execute(
-            "SELECT c.id, c.phone FROM customers c JOIN loans l ON l.customer_id = c.id "
-            f"GROUP BY c.id HAVING {where} ORDER BY c.id DESC").fetchone()
-    return cid, phone
-
-
-def sign_in(page, stack, phone):
-    page.goto(f"{stack.backend_url}/chat")
-    page.fill("#phone", phone)
-    page.click("#send-code")
-    page.wait_for_function("document.getElementById('login-error').textContent.includes('验证码已发送')")
-    code = re.search(r"\d{6}", stack.last_sms()["body"]).group(0)
-    page.fill("#code", code)
-    page.click("#sign-in")
-    page.wait_for_selector("#chat:not([hidden])")
-
-
-def ask(page, text):
-    before = page.locator(".msg.bot").count()
-    page.fill("#text", text)
-    page.click(".composer button")
-    page.wait_for_function(f"document.querySelectorAll('.msg.bot').length > {before}", timeout=30000)
-    page.wait_for_timeout(500)  # a reply may come in several messages
-    return "\n".join(page.locator(".msg.bot").all_inner_texts()[before:])
-
-
 def test_sign_in_ask_balance_reload_and_receive_a_live_message(stack, browser):
     cid, phone = borrower(stack)
     (loan,) = stack.backend(f"/customers/{cid}/loans").json()

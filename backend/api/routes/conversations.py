@@ -41,7 +41,8 @@ def unsubscribe(customer_id: int, db: DB, caller: Caller) -> None:
 @router.post("/loans/{loan_id}/promises", response_model=PromiseOut, status_code=201)
 def promise(loan_id: int, data: PromiseIn, db: DB, rules: Rules, clock: Today, caller: Caller):
     loan = accounts.get_loan(db, loan_id)
-    p = engagement.record_promise(db, rules, loan, data.promised_date, data.amount, data.channel, clock.today(), caller)
+    p = engagement.record_promise(db, rules, loan, data.promised_date, data.amount, data.channel, clock.today(), caller,
+                                  clock.now())
     return PromiseOut(id=p.id, loan_id=p.loan_id, promised_date=p.promised_date, amount=p.amount, status=p.status.value)
 
 
