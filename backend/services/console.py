@@ -108,7 +108,8 @@ def customer_panel(db: Session, rules: BusinessRules, customer_id: int | None, t
 def reply(db: Session, rules: BusinessRules, rasa: RasaClient, session: StaffSession, case_id: int, text: str,
           now: datetime) -> HandoffCase:
     case = own_case(db, session, case_id)
-    rasa.send_staff_message(case.conversation, case.channel.value, text, session.staff.display_name)
+    # The rule for every reply holds for people too: no full phone, ID or card number goes out.
+    rasa.send_staff_message(case.conversation, case.channel.value, mask_numbers(text), session.staff.display_name)
     handoff.first_response(db, rules, case.id, now, "console")
     audit.record(db, session.staff.username, "handoff.replied", "handoff_case", case.id, chars=len(text))
     return case

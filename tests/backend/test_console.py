@@ -243,8 +243,10 @@ def test_an_agent_cannot_open_another_agents_case(app, client, clock):
     taken = write(a2, "POST", f"/cases/{case['id']}/claim")
     assert taken.status_code == 409 and error_code(taken) == "already_claimed"
 
+    before = last_audit(app)
     seen = sup.get(f"/console/api/cases/{case['id']}")
     assert seen.status_code == 200
+    assert audit_actions(app, before) == [("supervisor1", "handoff.viewed")]  # who opened whose data
     detail = seen.json()
     assert detail["case"]["assigned_to"] == "agent1" and detail["mine"] is False
     assert detail["transcript"] is None and detail["transcript_error"] == "对话服务暂时不可用，请稍后重试"

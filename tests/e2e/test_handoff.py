@@ -76,8 +76,11 @@ def test_request_human_opens_a_case_pauses_and_staff_take_over(stack):
     staff_turns = [e for e in tracker(stack, sender) if e["event"] == "bot" and (e.get("metadata") or {}).get("staff")]
     assert [(e["text"], e["metadata"]["staff"]) for e in staff_turns] == [("您好，我是客服小王，马上帮您查询。", "客服小王")]
     assert case_of(stack, sender)["first_response_at"] is not None
+    agent.post(f"/cases/{case['id']}/reply", {"text": "如需回电请留意13812345678的来电"})
+    last_bot = [e for e in tracker(stack, sender) if e["event"] == "bot"][-1]
+    assert last_bot["text"] == "如需回电请留意138****5678的来电"  # people's replies are masked like the bot's
     detail = agent.get(f"/cases/{case['id']}")
-    assert [t["who"] for t in detail["transcript"]][-3:] == ["system", "borrower", "staff"]
+    assert [t["who"] for t in detail["transcript"]][-4:] == ["system", "borrower", "staff", "staff"]
     assert detail["customer"]["loans"], "the customer panel shows the verified borrower's loans"
 
     # Return to assistant: the case closes, the bot asks for a rating, the borrower gives 5.

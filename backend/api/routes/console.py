@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.api.console_deps import COOKIE, Rasa, Staff, StaffWrite
 from backend.api.deps import DB, Rules, Today
 from backend.core.errors import AppError
-from backend.services import console, handoff, staff
+from backend.services import audit, console, handoff, staff
 from backend.services.dashboard import dashboard
 from backend.services.rasa_api import RasaUnavailable
 
@@ -138,6 +138,7 @@ def api_queue(db: DB, rules: Rules, clock: Today, session: Staff):
 @router.get("/console/api/cases/{case_id}")
 def api_case(case_id: int, db: DB, rules: Rules, clock: Today, session: Staff, rasa: Rasa):
     case = console.viewable_case(db, session, case_id)
+    audit.record(db, session.staff.username, "handoff.viewed", "handoff_case", case.id, customer_id=case.customer_id)
     try:  # the case and the customer are still shown when the conversation store cannot answer
         transcript, transcript_error = console.transcript(rasa.events(case.conversation), handoff._tz(rules)), None
     except RasaUnavailable as exc:
