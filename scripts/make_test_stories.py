@@ -110,7 +110,8 @@ def stories() -> list[dict]:
         {"story": "asks for a person in the middle of verification", "steps": [
             user("我还欠多少", "query_balance"), {"action": "action_remember_question"}, {"action": "identity_form"},
             {"active_loop": "identity_form"}, {"slot_was_set": [{"requested_slot": "identity_phone"}]},
-            user("算了直接给我转人工", "request_human"), {"action": "action_handoff"}, {"active_loop": None}]},
+            user("算了直接给我转人工", "request_human"), {"action": "action_handoff"},
+            {"action": "action_deactivate_loop"}, {"active_loop": None}]},
         {"story": "staff return the conversation and the borrower rates it", "steps": [
             {"intent": "EXTERNAL_handoff_closed"}, {"action": "action_handoff_closed"}, {"action": "csat_form"},
             {"active_loop": "csat_form"}, {"slot_was_set": [{"requested_slot": "csat_score"}]},
