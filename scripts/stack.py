@@ -142,6 +142,8 @@ def main(argv: list[str]) -> None:
 The assistant is running:
   Web chat (sign in with a demo phone; the SMS code lands in var/sms_outbox.jsonl)
                                            http://127.0.0.1:{e['BACKEND_PORT']}/chat
+  Staff console (agent1 / agent2 / supervisor1, password CONSOLE_DEMO_PASSWORD in .env.example)
+                                           http://127.0.0.1:{e['BACKEND_PORT']}/console
   Rasa server (REST, socket.io, HTTP API)  http://127.0.0.1:{e['RASA_PORT']}
     try: curl -s -XPOST http://127.0.0.1:{e['RASA_PORT']}/webhooks/rest/webhook \\
            -d '{{"sender": "web:1", "message": "我还欠多少钱"}}'
