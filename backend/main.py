@@ -7,7 +7,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from backend.api.routes import accounts, channels, console, conversations, handoffs, health, operations, webchat
+from backend.api.routes import (
+    accounts, channels, complaints, console, conversations, handoffs, health, operations, webchat,
+)
 from backend.core.clock import Clock
 from backend.core.config import Settings, get_settings, load_rules
 from backend.core.errors import install_error_handlers
@@ -41,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_api_token)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (health, accounts, conversations, channels, operations, webchat, handoffs, console):
+    for module in (health, accounts, conversations, channels, operations, webchat, handoffs, complaints, console):
         app.include_router(module.router)
     return app
 

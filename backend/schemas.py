@@ -338,3 +338,142 @@ class HandoffCsatIn(BaseModel):
 
 class OpenHandoffOut(BaseModel):
     open: bool
+
+
+# --------------------------------------------------------------------------- complaint tickets
+
+ComplaintCategoryIn = Literal["collection", "fees", "service", "wrong_info", "privacy", "other"]
+ComplaintStatusName = Literal["received", "in_progress", "resolved", "closed"]
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+class ComplaintIn(BaseModel):
+    """A complaint the bot collected: category, the borrower's words, what they want, how to reach them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation: str = Field(min_length=3, max_length=100)
+    channel: Literal["wechat", "sms", "web"]
+    customer_id: int | None = Field(default=None, gt=0)
+    category: ComplaintCategoryIn
+    description: str = Field(min_length=1, max_length=4000)  # verbatim
+    desired_outcome: str | None = Field(default=None, max_length=1000)
+    contact: str | None = Field(default=None, max_length=200)
+    distress: bool = False  # the bot saw distress signals in the conversation
+
+    @model_validator(mode="after")
+    def _check(self) -> "ComplaintIn":
+        prefix = f"{self.channel}:"
+        if not self.conversation.startswith(prefix) or len(self.conversation) == len(prefix):
+            raise ValueError('conversation must be "<channel>:<external id>" on the given channel')
+        _not_blank(self.description)
+        return self
+
+
+class ComplaintEventOut(BaseModel):
+    at: datetime
+    kind: str
+    label: str  # Chinese, for the borrower
+    actor: str  # "customer" or a staff username
+    from_status: str | None
+    to_status: str | None
+    channel: str | None
+    note: str | None  # masked
+
+
+class ComplaintOut(BaseModel):
+    """A ticket as the API shows it: the borrower's text masked, Chinese labels ready for the bot."""
+
+    id: int
+    reference: str
+    customer_id: int | None
+    conversation_masked: str
+    channel: str
+    category: str
+    category_label: str  # 催收方式 ...
+    description: str  # masked
+    desired_outcome: str | None  # masked
+    contact: str | None  # masked
+    status: ComplaintStatusName
+    status_label: str  # 已受理 / 处理中 / 已解决 / 已关闭
+    priority: Literal["high", "normal"]
+    distress: bool
+    received_at: datetime
+    due_at: datetime
+    due_date: date  # the decision deadline as a business date, for the borrower
+    extended: bool
+    extension_reason: str | None
+    resolution: str | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    linked_to: str | None  # reference of the group's first ticket
+    pauses_reminders: bool
+    reminders_cleared_at: datetime | None
+    reminders_cleared_by: str | None
+    last_update_at: datetime
+    last_update: str  # Chinese label of the latest event
+
+
+class ComplaintDetailOut(ComplaintOut):
+    events: list[ComplaintEventOut]  # oldest first
+    linked: list[str]  # the other tickets of the group, oldest first
+
+
+class ComplaintOpenedOut(ComplaintDetailOut):
+    # new: a new ticket; linked: a new ticket in the group of an earlier, ended one;
+    # appended: added to the borrower's open ticket (no new ticket; its reference is returned).
+    outcome: Literal["new", "linked", "appended"]
+    offer_human: bool  # high priority: the bot offers a person straight away
+
+
+class ComplaintCustomerOut(BaseModel):
+    id: int
+    name_masked: str
+    phone_masked: str
+
+
+class ComplaintListItem(ComplaintOut):
+    customer: ComplaintCustomerOut | None
+    seconds_remaining: int | None  # to the deadline, negative once overdue; None once the ticket ended
+    overdue: bool
+
+
+class ComplaintByIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: StaffName
+
+
+class ComplaintResolveIn(ComplaintByIn):
+    resolution: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ComplaintResolveIn":
+        _not_blank(self.resolution)
+        return self
+
+
+class ComplaintCloseIn(ComplaintByIn):
+    note: str | None = Field(default=None, max_length=2000)  # why it ended without a resolution
+
+
+class ComplaintExtendIn(ComplaintByIn):
+    reason: str = Field(min_length=1, max_length=1000)
+    # The new deadline's business date (the time of day stays that of receipt); by default the
+    # latest allowed, received + complaints.max_total_days.
+    due_date: date | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ComplaintExtendIn":
+        _not_blank(self.reason)
+        return self
+
+
+class ReminderPauseOut(BaseModel):
+    paused: bool
+    references: list[str]  # the tickets holding the pause

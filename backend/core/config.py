@@ -195,6 +195,31 @@ class ServiceQualityRules(BaseModel):
         return self
 
 
+# Complaint categories (backend.models.ComplaintCategory): 催收方式 / 费用争议 / 服务态度 / 信息错误 / 隐私 / 其他.
+COMPLAINT_CATEGORIES = ("collection", "fees", "service", "wrong_info", "privacy", "other")
+
+
+class ComplaintRules(BaseModel):
+    """Complaint tickets: the regulatory deadlines, linking, priority and the reminder pause."""
+
+    decision_days: int = Field(default=15, ge=1)  # a decision within this many days of receipt
+    max_total_days: int = Field(default=60, ge=1)  # one extension, up to this many days after receipt
+    link_window_days: int = Field(default=7, ge=0)  # same borrower and category within this: linked
+    high_priority_categories: list[str] = Field(default_factory=lambda: ["collection", "privacy"])
+    pause_reminders_categories: list[str] = Field(default_factory=lambda: ["collection"])
+
+    @model_validator(mode="after")
+    def _check(self) -> "ComplaintRules":
+        if self.max_total_days < self.decision_days:
+            raise ValueError("complaints.max_total_days must not be shorter than decision_days")
+        for name in ("high_priority_categories", "pause_reminders_categories"):
+            unknown = set(getattr(self, name)) - set(COMPLAINT_CATEGORIES)
+            if unknown:
+                raise ValueError(f"complaints.{name}: unknown categories {sorted(unknown)}; "
+                                 f"use {', '.join(COMPLAINT_CATEGORIES)}")
+        return self
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -207,6 +232,7 @@ class BusinessRules(BaseModel):
     handoff: HandoffRules = HandoffRules()
     console: ConsoleRules = ConsoleRules()
     service_quality: ServiceQualityRules = ServiceQualityRules()
+    complaints: ComplaintRules = ComplaintRules()
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -226,6 +252,7 @@ class BusinessRules(BaseModel):
             handoff=HandoffRules(**raw.get("handoff", {})),
             console=ConsoleRules(**raw.get("console", {})),
             service_quality=ServiceQualityRules(**raw.get("service_quality", {})),
+            complaints=ComplaintRules(**raw.get("complaints", {})),
         )
 
 

@@ -1,6 +1,9 @@
 """ORM models: the system of record. Import from here so Alembic sees every table."""
 from .audit import AuditLog
 from .base import Base
+from .complaint import (
+    ComplaintCategory, ComplaintEvent, ComplaintEventKind, ComplaintPriority, ComplaintStatus, ComplaintTicket,
+)
 from .engagement import OtpChallenge, PromiseStatus, PromiseToPay, SmsMessage
 from .customer import Channel, ChannelIdentity, Customer, IdentityStatus, InboundEvent
 from .handoff import HandoffCase, HandoffNote, HandoffReason, HandoffStatus
@@ -8,7 +11,8 @@ from .staff import CannedReply, ConversationSession, LoginAttempt, StaffRole, St
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
 
 __all__ = [
-    "AuditLog", "Base", "CannedReply", "ConversationSession", "LoginAttempt", "StaffRole", "StaffSession",
+    "AuditLog", "Base", "ComplaintCategory", "ComplaintEvent", "ComplaintEventKind", "ComplaintPriority",
+    "ComplaintStatus", "ComplaintTicket", "CannedReply", "ConversationSession", "LoginAttempt", "StaffRole", "StaffSession",
     "StaffUser", "Channel", "ChannelIdentity", "Customer", "HandoffCase", "HandoffNote", "HandoffReason",
     "HandoffStatus", "IdentityStatus", "InboundEvent",
     "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",

@@ -47,9 +47,9 @@ def target(book):
     return cust, loan
 
 
-def _fill(path: str, cust, loan) -> str:
+def _fill(path: str, cust, loan, **extra) -> str:
     known = {"channel": "sms", "external_id": cust.sms_id, "customer_id": cust.id, "loan_id": loan.id,
-             "conversation": f"sms:{cust.sms_id}"}
+             "conversation": f"sms:{cust.sms_id}", **extra}
     return re.sub(r"\{(\w+)\}", lambda m: str(known.get(m.group(1), "1")), path)
 
 
@@ -94,10 +94,14 @@ def test_valid_key_is_accepted_on_every_read_route(app, client, target):
     cust, loan = target
     client.post("/api/v1/handoffs", headers=HEADERS, json={"conversation": f"sms:{cust.sms_id}", "channel": "sms",
                                                            "reason": "request_human", "summary": "auth probe"})
+    complaint = client.post("/api/v1/complaints", headers=HEADERS, json={
+        "conversation": f"sms:{cust.sms_id}", "channel": "sms", "customer_id": cust.id, "category": "other",
+        "description": "auth probe"})
+    assert complaint.status_code in (200, 201), complaint.text
     for method, path in _api_routes(app):
         if method != "GET":
             continue
-        resp = client.get(_fill(path, cust, loan), headers=HEADERS)
+        resp = client.get(_fill(path, cust, loan, reference=complaint.json()["reference"]), headers=HEADERS)
         assert resp.status_code == 200, (path, resp.text)
 
 

@@ -1,0 +1,118 @@
+"""Complaint tickets (投诉工单) and their history.
+
+A ticket has a regulatory deadline: a decision within ``complaints.decision_days`` of receipt,
+extendable once, with a recorded reason, up to ``complaints.max_total_days`` in total
+(config/business.yml). Complaints from any channel about the same borrower and category within the
+link window are linked, not duplicated (see backend.services.complaints).
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, StrEnum
+from .customer import Channel
+
+
+class ComplaintCategory(str, enum.Enum):
+    collection = "collection"  # 催收方式
+    fees = "fees"  # 费用争议
+    service = "service"  # 服务态度
+    wrong_info = "wrong_info"  # 信息错误
+    privacy = "privacy"  # 隐私
+    other = "other"  # 其他
+
+
+CATEGORY_LABELS = {
+    ComplaintCategory.collection: "催收方式", ComplaintCategory.fees: "费用争议", ComplaintCategory.service: "服务态度",
+    ComplaintCategory.wrong_info: "信息错误", ComplaintCategory.privacy: "隐私", ComplaintCategory.other: "其他",
+}
+
+
+class ComplaintStatus(str, enum.Enum):
+    received = "received"  # 已受理
+    in_progress = "in_progress"  # 处理中
+    resolved = "resolved"  # 已解决 (final, with a resolution)
+    closed = "closed"  # 已关闭 (final, ended without a resolution: withdrawn, out of scope ...)
+
+
+STATUS_LABELS = {
+    ComplaintStatus.received: "已受理", ComplaintStatus.in_progress: "处理中",
+    ComplaintStatus.resolved: "已解决", ComplaintStatus.closed: "已关闭",
+}
+
+
+class ComplaintPriority(str, enum.Enum):
+    high = "high"
+    normal = "normal"
+
+
+class ComplaintTicket(Base):
+    __tablename__ = "complaint_tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)  # CP20261122-0007 (business date, daily number)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    conversation: Mapped[str] = mapped_column(String(100), index=True)  # Rasa sender id "<channel>:<external id>"
+    channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
+    category: Mapped[ComplaintCategory] = mapped_column(StrEnum(ComplaintCategory, "complaint_category"))
+    # The borrower's own words, kept verbatim as the record of the complaint; every API response
+    # and the console show it masked (mask_numbers), never with a full phone, ID or card number.
+    description: Mapped[str] = mapped_column(Text)
+    desired_outcome: Mapped[str | None] = mapped_column(Text)  # the borrower's words too: verbatim, shown masked
+    contact: Mapped[str | None] = mapped_column(String(200))  # how to reach them; masked before it is stored
+    status: Mapped[ComplaintStatus] = mapped_column(StrEnum(ComplaintStatus, "complaint_status"), index=True)
+    priority: Mapped[ComplaintPriority] = mapped_column(StrEnum(ComplaintPriority, "complaint_priority"))
+    distress: Mapped[bool] = mapped_column(Boolean, default=False)  # the messages showed distress
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # received + decision_days
+    extended: Mapped[bool] = mapped_column(Boolean, default=False)  # at most once
+    extension_reason: Mapped[str | None] = mapped_column(Text)  # masked
+    resolution: Mapped[str | None] = mapped_column(Text)  # masked; told to the borrower
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The first ticket of a group of linked complaints (same borrower and category within the link
+    # window); NULL on the first ticket itself and on tickets that are not linked.
+    linked_to_id: Mapped[int | None] = mapped_column(ForeignKey("complaint_tickets.id"), index=True)
+    # Collection complaints pause automated reminders for the borrower until staff clear it.
+    pauses_reminders: Mapped[bool] = mapped_column(Boolean, default=False)
+    reminders_cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reminders_cleared_by: Mapped[str | None] = mapped_column(String(50))  # staff username
+
+    events: Mapped[list["ComplaintEvent"]] = relationship(
+        back_populates="ticket", order_by="ComplaintEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class ComplaintEventKind(str, enum.Enum):
+    opened = "opened"
+    follow_up = "follow_up"  # a linked complaint added to this open ticket instead of a duplicate
+    started = "started"
+    resolved = "resolved"
+    closed = "closed"
+    extended = "extended"
+    priority_raised = "priority_raised"
+    reminders_paused = "reminders_paused"
+    reminders_cleared = "reminders_cleared"
+
+
+class ComplaintEvent(Base):
+    """One line of a ticket's history, shown to the borrower and to staff."""
+
+    __tablename__ = "complaint_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("complaint_tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(50))  # "customer" or a staff username
+    kind: Mapped[ComplaintEventKind] = mapped_column(StrEnum(ComplaintEventKind, "complaint_event_kind"))
+    from_status: Mapped[ComplaintStatus | None] = mapped_column(StrEnum(ComplaintStatus, "complaint_status"))
+    to_status: Mapped[ComplaintStatus | None] = mapped_column(StrEnum(ComplaintStatus, "complaint_status"))
+    channel: Mapped[Channel | None] = mapped_column(StrEnum(Channel, "channel"))  # the borrower's channel, if theirs
+    # A follow-up's note is the borrower's words (verbatim, shown masked); staff notes are masked when stored.
+    note: Mapped[str | None] = mapped_column(Text)
+
+    ticket: Mapped[ComplaintTicket] = relationship(back_populates="events")
