@@ -16,7 +16,7 @@ from typing import Any
 
 import cn2an
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import ActiveLoop, ConversationPaused, SlotSet
+from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.nlu.normalize import normalize
@@ -73,9 +73,11 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
         dispatcher.utter_message(text=kb("handoff_failed"))
         return []
     dispatcher.utter_message(text=_wait_text(case))
-    # A form in progress ends here: the person takes over from this point.
+    # A form in progress ends here: the person takes over from this point. The bot "listens" before
+    # pausing so that what the borrower writes meanwhile, and the console's EXTERNAL_handoff_closed,
+    # follow an action_listen as every user turn does (else no rule matches them).
     return [SlotSet("handoff_case", case["id"]), ActiveLoop(None), SlotSet("requested_slot", None),
-            ConversationPaused()]
+            ActionExecuted("action_listen"), ConversationPaused()]
 
 
 class ActionHandoff(Action):
@@ -127,12 +129,20 @@ def parse_score(text: str) -> int | None:
     return value if 1 <= value <= 5 else None
 
 
+def _triggered(tracker: Tracker) -> bool:
+    """The latest "message" is the console's EXTERNAL_handoff_closed, which the form would
+    otherwise read as the borrower's answer when it starts."""
+    return tracker.latest_message.get("intent", {}).get("name", "").startswith("EXTERNAL_")
+
+
 class ValidateCsatForm(FormValidationAction):
     def name(self) -> str:
         return "validate_csat_form"
 
     async def validate_csat_score(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                   domain: dict[str, Any]) -> dict[str, Any]:
+        if _triggered(tracker):
+            return {"csat_score": None}  # the console's trigger, not the borrower's answer: ask
         score = parse_score(str(value or ""))
         if score is not None:
             return {"csat_score": str(score)}
@@ -144,6 +154,8 @@ class ValidateCsatForm(FormValidationAction):
 
     async def validate_csat_comment(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                     domain: dict[str, Any]) -> dict[str, Any]:
+        if _triggered(tracker):
+            return {"csat_comment": None}
         text = str(value or "").strip()
         return {"csat_comment": "none" if not text or _NO_COMMENT.match(text) else text[:500]}
 

@@ -51,6 +51,7 @@ class Stack:
         # Derived values must follow the ports, whatever was overridden.
         env.setdefault("BACKEND_URL", f"http://127.0.0.1:{env['BACKEND_PORT']}")
         env["ACTION_SERVER_URL"] = f"http://127.0.0.1:{env['ACTION_PORT']}/webhook"
+        env["RASA_URL"] = (overrides or {}).get("RASA_URL") or f"http://127.0.0.1:{env['RASA_PORT']}"
         stack = cls(env=env, run_dir=run_dir)
         b, a, r = env["BACKEND_PORT"], env["ACTION_PORT"], env["RASA_PORT"]
         stack.services = [

@@ -21,8 +21,10 @@ class NotSignedIn(AppError):
 
 def current_session(request: Request, db: DB, rules: Rules, clock: Today) -> StaffSession:
     session = staff.session_for(db, rules, request.cookies.get(COOKIE), clock.now())
+    # Commit the session touch (or the record of its expiry) now: no write lock is held while the
+    # request waits on Rasa, whose actions may write to this database themselves (SQLite).
+    db.commit()
     if session is None:
-        db.commit()  # keep the record of an expired session although the request is refused
         raise NotSignedIn()
     return session
 

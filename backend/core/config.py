@@ -220,6 +220,48 @@ class ComplaintRules(BaseModel):
         return self
 
 
+# Repayment-plan types (backend.models.PlanType) and the parts of a debt a waiver may cover.
+PLAN_TYPES = ("instalment", "deferral", "waiver")
+WAIVABLE_PARTS = ("penalty_interest", "fees")
+
+
+class PlanReviewThresholds(BaseModel):
+    """A request beyond either threshold goes to staff review instead of the automatic pre-check."""
+
+    outstanding_principal_above: Decimal = Field(default=Decimal("50000"), ge=0)
+    days_past_due_above: int = Field(default=90, ge=0)
+
+
+class RepaymentPlanRules(BaseModel):
+    """Repayment-plan (hardship) requests: eligibility, limits and approval (backend.services.plans)."""
+
+    max_total_term_months: int = Field(default=60, ge=1)  # loan start to the plan's last due date
+    approved_plans_window_months: int = Field(default=12, ge=0)  # at most max_approved_in_window in it
+    max_approved_in_window: int = Field(default=1, ge=1)
+    staff_review_thresholds: PlanReviewThresholds = PlanReviewThresholds()
+    supervisor_approval_above: Decimal = Field(default=Decimal("30000"), ge=0)
+    instalment_min_months: int = Field(default=3, ge=1)
+    instalment_max_months: int = Field(default=36, ge=1)
+    defer_max_instalments: int = Field(default=6, ge=1)
+    waivable: list[str] = Field(default_factory=lambda: ["penalty_interest", "fees"])
+    decision_days: int = Field(default=3, ge=1)
+    plan_types: list[str] = Field(default_factory=lambda: list(PLAN_TYPES))  # which types borrowers may ask for
+
+    @model_validator(mode="after")
+    def _check(self) -> "RepaymentPlanRules":
+        if self.instalment_min_months > self.instalment_max_months:
+            raise ValueError("repayment_plans.instalment_min_months must not exceed instalment_max_months")
+        if self.instalment_max_months > self.max_total_term_months:
+            raise ValueError("repayment_plans.instalment_max_months must not exceed max_total_term_months")
+        unknown = set(self.waivable) - set(WAIVABLE_PARTS)
+        if unknown or not self.waivable:
+            raise ValueError(f"repayment_plans.waivable: use one or more of {', '.join(WAIVABLE_PARTS)}")
+        unknown = set(self.plan_types) - set(PLAN_TYPES)
+        if unknown or not self.plan_types:
+            raise ValueError(f"repayment_plans.plan_types: use one or more of {', '.join(PLAN_TYPES)}")
+        return self
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -233,6 +275,7 @@ class BusinessRules(BaseModel):
     console: ConsoleRules = ConsoleRules()
     service_quality: ServiceQualityRules = ServiceQualityRules()
     complaints: ComplaintRules = ComplaintRules()
+    repayment_plans: RepaymentPlanRules = RepaymentPlanRules()
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -253,6 +296,7 @@ class BusinessRules(BaseModel):
             console=ConsoleRules(**raw.get("console", {})),
             service_quality=ServiceQualityRules(**raw.get("service_quality", {})),
             complaints=ComplaintRules(**raw.get("complaints", {})),
+            repayment_plans=RepaymentPlanRules(**raw.get("repayment_plans", {})),
         )
 
 

@@ -9,6 +9,7 @@ from .customer import Channel, ChannelIdentity, Customer, IdentityStatus, Inboun
 from .handoff import HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from .staff import CannedReply, ConversationSession, LoginAttempt, StaffRole, StaffSession, StaffUser
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
+from .plan import PlanReason, PlanRequest, PlanStatus, PlanType
 
 __all__ = [
     "AuditLog", "Base", "ComplaintCategory", "ComplaintEvent", "ComplaintEventKind", "ComplaintPriority",
@@ -16,4 +17,5 @@ __all__ = [
     "StaffUser", "Channel", "ChannelIdentity", "Customer", "HandoffCase", "HandoffNote", "HandoffReason",
     "HandoffStatus", "IdentityStatus", "InboundEvent",
     "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
+    "PlanReason", "PlanRequest", "PlanStatus", "PlanType",
 ]

@@ -107,7 +107,7 @@ def customer_panel(db: Session, rules: BusinessRules, customer_id: int | None, t
 
 def reply(db: Session, rules: BusinessRules, rasa: RasaClient, session: StaffSession, case_id: int, text: str,
           now: datetime) -> HandoffCase:
-    case = own_case(db, session, case_id)
+    case = own_case(db, session, case_id)  # read only until Rasa has delivered (see hand_back)
     # The rule for every reply holds for people too: no full phone, ID or card number goes out.
     rasa.send_staff_message(case.conversation, case.channel.value, mask_numbers(text), session.staff.display_name)
     handoff.first_response(db, rules, case.id, now, "console")
@@ -117,11 +117,14 @@ def reply(db: Session, rules: BusinessRules, rasa: RasaClient, session: StaffSes
 
 def hand_back(db: Session, rules: BusinessRules, rasa: RasaClient, session: StaffSession, case_id: int,
               now: datetime) -> HandoffCase:
-    """Close the case and give the conversation back to the assistant, which asks for a rating.
-    Rasa is told before the close is committed: if it cannot be reached nothing changes."""
+    """Give the conversation back to the assistant (which asks for a rating), then close the case.
+
+    Rasa goes first and nothing is written before it answers: if it cannot be reached nothing
+    changes, and no database write of this request is held open while the bot's actions (an SMS
+    reply goes through the backend) write their own."""
     case = own_case(db, session, case_id)
-    handoff.close(db, rules, case.id, session.staff.username, now, "console")
     rasa.hand_back(case.conversation, case.channel.value, case.id)
+    handoff.close(db, rules, case.id, session.staff.username, now, "console")
     return case
 
 

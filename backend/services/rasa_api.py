@@ -30,7 +30,8 @@ class RasaClient:
     timeout: float = 10.0
 
     def _call(self, method: str, conversation: str, tail: str, **kw) -> dict:
-        url = f"{self.base_url.rstrip('/')}/conversations/{quote(conversation, safe='')}/{tail}"
+        # Rasa does not decode %3A in the conversation id: keep ':' and '+' (sms:+86...) as they are.
+        url = f"{self.base_url.rstrip('/')}/conversations/{quote(conversation, safe=':+')}/{tail}"
         params = {"token": self.token, **kw.pop("params", {})}
         try:
             r = httpx.request(method, url, params=params, timeout=self.timeout, **kw)

@@ -98,10 +98,16 @@ def test_valid_key_is_accepted_on_every_read_route(app, client, target):
         "conversation": f"sms:{cust.sms_id}", "channel": "sms", "customer_id": cust.id, "category": "other",
         "description": "auth probe"})
     assert complaint.status_code in (200, 201), complaint.text
+    plan = client.post("/api/v1/plan-requests", headers=HEADERS, json={
+        "conversation": f"sms:{cust.sms_id}", "channel": "sms", "customer_id": cust.id, "loan_id": loan.id,
+        "reason_category": "other", "plan_type": "instalment", "months": 12})
+    assert plan.status_code == 201, plan.text
     for method, path in _api_routes(app):
         if method != "GET":
             continue
-        resp = client.get(_fill(path, cust, loan, reference=complaint.json()["reference"]), headers=HEADERS)
+        reference = plan.json()["reference"] if path.startswith("/api/v1/plan-requests/") else complaint.json()["reference"]
+        query = "?plan_type=instalment&months=12" if path.endswith("/plan-quote") else ""
+        resp = client.get(_fill(path, cust, loan, reference=reference) + query, headers=HEADERS)
         assert resp.status_code == 200, (path, resp.text)
 
 

@@ -134,13 +134,17 @@ def test_vip_or_high_risk_customer_asking_for_a_plan_goes_to_a_person(stack):
 
 
 def _age_conversation(stack, sender: str, seconds: int) -> None:
-    """Move every stored event back in time, as if the borrower last wrote `seconds` ago."""
-    events = tracker(stack, sender)
-    for e in events:
-        e["timestamp"] -= seconds
-    r = httpx.put(f"{stack.rasa_url}/conversations/{sender}/tracker/events",
-                  params={"token": stack.env["RASA_API_TOKEN"]}, json=events, timeout=30)
-    r.raise_for_status()
+    """Move every stored event of the conversation back in time, as if the borrower last wrote
+    `seconds` ago. Rasa reads events from its tracker store on every message, so this is what it
+    sees next (its HTTP API cannot rewrite stored events: the SQL store only appends)."""
+    import sqlite3
+
+    with sqlite3.connect(stack.env["RASA_TRACKER_URL"].removeprefix("sqlite:///")) as conn:
+        changed = conn.execute(
+            "UPDATE events SET timestamp = timestamp - ?, "
+            "data = json_set(data, '$.timestamp', json_extract(data, '$.timestamp') - ?) WHERE sender_id = ?",
+            (seconds, seconds, sender)).rowcount
+    assert changed > 0
 
 
 def test_a_new_session_does_not_silently_end_a_handoff(stack):
