@@ -29,6 +29,8 @@ from .knowledge import business_rules, kb
 log = logging.getLogger(__name__)
 
 SUMMARY_MESSAGES = 6  # the borrower's last messages quoted in the case summary
+REASON_LABELS = {"request_human": "客户要求转人工", "repeated_fallback": "连续两次未能理解", "distress": "情绪危机/自伤风险",
+                 "vip_plan": "VIP或高风险客户咨询还款方案", "complaint_high": "高优先级投诉", "plan_review": "还款方案需人工审核"}
 
 
 def _distress(tracker: Tracker) -> bool:
@@ -39,7 +41,7 @@ def _summary(tracker: Tracker, reason: str) -> str:
     """What the bot collected, for the staff member who picks the case up (the backend masks
     personal numbers before storing it)."""
     users = [e for e in tracker.events if e.get("event") == "user" and e.get("text")]
-    lines = [f"转人工原因：{reason}", f"身份已验证：{'是' if tracker.get_slot('verified') else '否'}"]
+    lines = [f"转人工原因：{REASON_LABELS.get(reason, reason)}", f"身份已验证：{'是' if tracker.get_slot('verified') else '否'}"]
     intents = [(e.get("parse_data") or {}).get("intent", {}).get("name") for e in users[-SUMMARY_MESSAGES:]]
     lines.append("识别到的意图：" + "、".join(i for i in intents if i) if any(intents) else "识别到的意图：无")
     lines += [f"客户：{e['text'][:200]}" for e in users[-SUMMARY_MESSAGES:]]

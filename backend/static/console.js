@@ -10,6 +10,7 @@
     distress: "情绪危机", vip_plan: "VIP/高风险客户咨询还款方案", plan_review: "还款方案需人工审核"};
   const CHANNELS = {web: "网页", wechat: "微信", sms: "短信"};
   const STATUS = {open: "待接手", claimed: "处理中", closed: "已结束"};
+  const LOAN_STATUS = {active: "正常", overdue: "逾期", settled: "已结清", restructured: "已重组"};
 
   async function api(path, options = {}) {
     const init = {method: options.method || "GET", headers: {"X-CSRF-Token": csrf}, credentials: "same-origin"};
@@ -81,7 +82,7 @@
     const box = $("customer");
     if (!c) { box.replaceChildren(el("p", {class: "hint"}, "客户未完成身份验证：不显示账户信息。")); return; }
     const loans = c.loans.map((l) => el("li", {},
-      `${l.product_name}（尾号${l.loan_no_last4}）${l.status}：待还¥${l.amount_due}，剩余¥${l.total_outstanding}` +
+      `${l.product_name}（尾号${l.loan_no_last4}）${LOAN_STATUS[l.status] || l.status}：待还¥${l.amount_due}，剩余¥${l.total_outstanding}` +
       (l.next_due_date ? `，下期${l.next_due_date}` : "") + (l.days_past_due ? `，逾期${l.days_past_due}天（罚息¥${l.penalty_interest}）` : "")));
     box.replaceChildren(
       el("p", {}, `${c.name}　${c.phone_masked}　身份证尾号${c.id_last4}`),
