@@ -1,11 +1,14 @@
 """What the staff console shows: who may see a case, the transcript as staff read it, the customer
-panel, staff replies and handing a conversation back to the assistant.
+panel, staff replies and handing a conversation back to the assistant; and the console's views of
+repayment-plan requests and complaint tickets (the decisions themselves are backend.services.plans
+and backend.services.complaints, which write the audit log with the signed-in staff member as actor).
 
 Every number a person could be identified by is masked on the way out (masking.py): the tracker
 stores the borrower's words as typed, so the transcript is masked when it is rendered.
 """
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,10 +17,15 @@ from sqlalchemy.orm import Session
 
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError
-from backend.models import CannedReply, HandoffCase, HandoffStatus, PromiseStatus, PromiseToPay, StaffSession
+from backend.models import (
+    CannedReply, ComplaintStatus, ComplaintTicket, Customer, HandoffCase, HandoffStatus, PlanRequest, PlanStatus,
+    PlanType, PromiseStatus, PromiseToPay, StaffSession,
+)
+from backend.models.complaint import CATEGORY_LABELS, STATUS_LABELS
+from backend.models.plan import PLAN_STATUS_LABELS, PLAN_TYPE_LABELS
 
-from . import accounts, audit, handoff
-from .masking import last4, mask_numbers, mask_phone
+from . import accounts, audit, complaints, handoff, plans
+from .masking import last4, mask_name, mask_numbers, mask_phone
 from .rasa_api import RasaClient
 
 SYSTEM_EVENTS = {"pause": "会话已转人工（智能助手暂停）", "resume": "会话已交回智能助手"}
@@ -76,8 +84,8 @@ def transcript(events: list[dict], tz: ZoneInfo) -> list[dict]:
 # --------------------------------------------------------------------------- customer panel
 
 def customer_panel(db: Session, rules: BusinessRules, customer_id: int | None, today: date) -> dict | None:
-    """Masked identity, loans with what is due, segment, promises; plan requests and complaints
-    join when those workflows exist (the keys are already here for the page)."""
+    """Masked identity, loans with what is due, segment, promises, and the customer's repayment-plan
+    requests and complaint tickets (newest first, short: reference, type or category, status)."""
     if customer_id is None:
         return None
     c = accounts.get_customer(db, customer_id)
@@ -99,8 +107,85 @@ def customer_panel(db: Session, rules: BusinessRules, customer_id: int | None, t
         "risk_tier": c.risk_tier, "value_tier": c.value_tier, "preferred_channel": c.preferred_channel.value,
         "loans": loans,
         "promises": [{"promised_date": p.promised_date.isoformat(), "amount": str(p.amount)} for p in promises],
-        "plan_requests": [], "complaints": [],
+        "plan_requests": [
+            {"reference": r.reference, "plan_type": r.plan_type.value, "plan_type_label": PLAN_TYPE_LABELS[r.plan_type],
+             "months": r.months, "status": r.status.value, "status_label": PLAN_STATUS_LABELS[r.status],
+             "submitted_on": r.submitted_on.isoformat()}
+            for r in db.scalars(select(PlanRequest).where(PlanRequest.customer_id == customer_id)
+                                .order_by(PlanRequest.id.desc()))],
+        "complaints": [
+            {"reference": t.reference, "category": t.category.value, "category_label": CATEGORY_LABELS[t.category],
+             "status": t.status.value, "status_label": STATUS_LABELS[t.status], "priority": t.priority.value,
+             "due_date": complaints._local(t.due_at, rules).date().isoformat()}
+            for t in db.scalars(select(ComplaintTicket).where(ComplaintTicket.customer_id == customer_id)
+                                .order_by(ComplaintTicket.received_at.desc(), ComplaintTicket.id.desc()))],
     }
+
+
+def _customer_short(customer: Customer | None) -> dict | None:
+    """A customer as lists show them: the name's first character and a masked phone."""
+    if customer is None:
+        return None
+    return {"id": customer.id, "name_masked": mask_name(customer.name), "phone_masked": mask_phone(customer.phone)}
+
+
+# --------------------------------------------------------------------------- repayment-plan requests
+
+def plan_list(db: Session, rules: BusinessRules, statuses: list[PlanStatus] | None, plan_type: PlanType | None,
+              needs_staff_review: bool | None) -> list[dict]:
+    """The console's list rows (oldest first; the open requests unless statuses are given), masked."""
+    rows = plans.staff_list(db, rules, statuses, plan_type, needs_staff_review)
+    people = {c.id: c for c in db.scalars(select(Customer).where(Customer.id.in_({r.customer_id for r in rows})))}
+    return [{
+        "reference": r.reference, "customer": _customer_short(people.get(r.customer_id)),
+        "loan_no_last4": r.loan_no_last4, "plan_type": r.plan_type, "plan_type_label": r.plan_type_label,
+        "months": r.months, "monthly_amount": None if r.quote.monthly_amount is None else str(r.quote.monthly_amount),
+        "amount": str(r.amount), "submitted_on": r.submitted_on.isoformat(),
+        "decision_due_on": r.decision_due_on.isoformat(), "status": r.status, "status_label": r.status_label,
+        "needs_staff_review": r.needs_staff_review, "requires_supervisor": r.requires_supervisor,
+    } for r in rows]
+
+
+def plan_detail(db: Session, rules: BusinessRules, session: StaffSession, reference: str) -> dict:
+    """A request as staff decide it: the stored quote (and the applied one), the borrower masked."""
+    req = plans.get_request(db, reference)
+    out = plans.request_out(db, rules, req).model_dump(mode="json")
+    out["customer"] = _customer_short(db.get(Customer, req.customer_id))
+    out["supervisor_approval_above"] = str(rules.repayment_plans.supervisor_approval_above)
+    out["can_approve"] = session.staff.role.value == "supervisor" or not out["requires_supervisor"]
+    audit.record(db, session.staff.username, "plan_request.viewed", "plan_request", req.id,
+                 reference=req.reference, customer_id=req.customer_id)
+    return out
+
+
+# --------------------------------------------------------------------------- complaint tickets
+
+LIST_FIELDS = ("reference", "customer", "channel", "category", "category_label", "status", "status_label",
+               "priority", "distress", "received_at", "due_at", "due_date", "extended", "linked_to",
+               "pauses_reminders", "seconds_remaining", "overdue", "last_update", "last_update_at")
+
+
+def complaint_list(db: Session, rules: BusinessRules, now: datetime,
+                   statuses: list[ComplaintStatus] | None) -> list[dict]:
+    """Tickets nearest deadline first with the seconds left (the page counts down from there)."""
+    return [item.model_dump(mode="json", include=set(LIST_FIELDS))
+            for item in complaints.staff_list(db, rules, now, statuses)]
+
+
+def complaint_detail(db: Session, rules: BusinessRules, session: StaffSession, reference: str,
+                     now: datetime) -> dict:
+    """A ticket with the borrower's words (masked, as the service returns them), its history and group."""
+    ticket = complaints.get_ticket(db, reference)
+    out = complaints.detail_out(db, rules, ticket).model_dump(mode="json")
+    live = ticket.status in complaints.LIVE
+    remaining = (math.floor((complaints._local(ticket.due_at, rules) - complaints._local(now, rules)).total_seconds())
+                 if live else None)
+    out.update(customer=_customer_short(db.get(Customer, ticket.customer_id)) if ticket.customer_id else None,
+               seconds_remaining=remaining, overdue=remaining is not None and remaining < 0,
+               max_total_days=rules.complaints.max_total_days)
+    audit.record(db, session.staff.username, "complaint.viewed", "complaint_ticket", ticket.id,
+                 reference=ticket.reference, customer_id=ticket.customer_id)
+    return out
 
 
 # --------------------------------------------------------------------------- actions

@@ -23,10 +23,15 @@ Which rows a number counts, and how:
   ``available: False``.
 * promises: PromiseToPay created in the period, by status; kept_share = kept / (kept + broken),
   None when both are 0; 4 decimals.
+* complaints: complaint tickets against their deadline (complaints.deadline_stats with ``since`` =
+  the period's start: live tickets now by time left, the share of tickets received in the period and
+  resolved within ``complaints.decision_days`` of receipt), plus ``received`` = ComplaintTicket rows
+  received in the period (a repeat appended to a live ticket is not a new ticket) and
+  ``decision_days``.
 * service_quality: see quality_score. Resolution rate = cases created in the period that are now
-  closed / all cases created in the period. Complaint rate = cases created in the period with reason
-  complaint_high / conversations in the period (a later issue adds complaint tickets, which will
-  replace this count). Response time uses the median first response above.
+  closed / all cases created in the period. Complaint rate = complaint tickets received in the
+  period (``complaints.received``) / conversations in the period. Response time uses the median
+  first response above.
 
 Rounding of shares, averages and the score is half-up on the exact value (Fractions, no float error).
 """
@@ -43,9 +48,11 @@ from sqlalchemy.orm import Session
 
 from backend.core.config import BusinessRules, ScoreScale, ServiceQualityRules
 from backend.models import (
-    Channel, ConversationSession, HandoffCase, HandoffReason, HandoffStatus, PromiseStatus, PromiseToPay,
+    Channel, ComplaintTicket, ConversationSession, HandoffCase, HandoffReason, HandoffStatus, PromiseStatus,
+    PromiseToPay,
 )
 
+from .complaints import deadline_stats
 from .handoff import _local, _tz
 
 
@@ -183,7 +190,10 @@ def dashboard(db: Session, rules: BusinessRules, now: datetime, days: int = 14) 
     contained = _share(conversations - handed_off, conversations)
     reasons = Counter(HandoffReason(c.reason).value for c in cases)
     closed = sum(1 for c in cases if HandoffStatus(c.status) == HandoffStatus.closed)
-    complaints = reasons[HandoffReason.complaint_high.value]
+
+    # ---- complaint tickets received in the period, and all of them against their deadline
+    complaints = db.scalar(select(func.count()).select_from(ComplaintTicket).where(
+        ComplaintTicket.received_at >= start, ComplaintTicket.received_at < end))
 
     # ---- first response (wall-clock seconds)
     # Exact seconds (microseconds as a Fraction), not timedelta.total_seconds()'s float.
@@ -228,6 +238,8 @@ def dashboard(db: Session, rules: BusinessRules, now: datetime, days: int = 14) 
             **promises,
             "kept_share": _round(_share(promises["kept"], promises["kept"] + promises["broken"]), 4),
         },
+        "complaints": {"received": complaints, "decision_days": rules.complaints.decision_days,
+                       **deadline_stats(db, rules, now, since=start)},
         "service_quality": quality_score(
             rules.service_quality, median_first_response_seconds=median, cases=len(cases), closed=closed,
             csat_sum=sum(ratings), rated=len(ratings), complaints=complaints, conversations=conversations,

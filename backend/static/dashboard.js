@@ -19,7 +19,9 @@ window.renderDashboard = async function (api) {
     kpi("会话量", d.containment.conversations), kpi("独立解决率", pct(d.containment.contained_share)),
     kpi("首次响应中位数", d.first_response.median_seconds === null ? "—" : `${minutes(d.first_response.median_seconds)}分钟`),
     kpi("满意度", d.csat.average === null ? "—" : `${d.csat.average} / 5（${d.csat.rated}条）`),
-    kpi("承诺还款兑现率", pct(d.promises.kept_share)));
+    kpi("承诺还款兑现率", pct(d.promises.kept_share)),
+    kpi("投诉（未结/超期）", `${d.complaints.open} / ${d.complaints.overdue}`),
+    kpi(`投诉${d.complaints.decision_days}天内办结率`, pct(d.complaints.resolved_within_deadline_share)));
   const days = d.conversations_per_day.map((r) => r.date.slice(5));
   new Chart($("chart-conversations"), {type: "bar", data: {labels: days, datasets: ["wechat", "sms", "web"].map((ch) => ({
     label: {wechat: "微信", sms: "短信", web: "网页"}[ch], data: d.conversations_per_day.map((r) => r[ch]), backgroundColor: COLORS[ch]}))},
@@ -45,5 +47,12 @@ window.renderDashboard = async function (api) {
   new Chart($("chart-quality"), {type: "bar", data: {labels: comps.map((k) => `${COMPONENTS[k] || k}（权重${Math.round(d.service_quality.components[k].weight * 100)}%）`),
     datasets: [{label: "得分（1-5）", data: comps.map((k) => d.service_quality.components[k].score), backgroundColor: "#102a43"}]},
     options: {scales: {y: {min: 0, max: 5}}}});
+  const cp = d.complaints, b = cp.due_buckets;
+  new Chart($("chart-complaints"), {type: "bar", data: {
+    labels: ["已超期", "3天内到期", "7天内到期", "15天内到期", "已延期（15天后到期）", `本期已办结·${cp.decision_days}天内`, "本期已办结·超时"],
+    datasets: [{label: "投诉工单数", data: [b.overdue, b.within_3_days, b.within_7_days, b.within_15_days, b.later,
+      cp.resolved_within_deadline, cp.resolved - cp.resolved_within_deadline],
+      backgroundColor: ["#d64545", "#f0a202", "#f7c948", "#2bae66", "#9b59b6", "#1f6feb", "#829ab1"]}]},
+    options: {indexAxis: "y", scales: {x: {beginAtZero: true, ticks: {precision: 0}}}}});
   document.body.dataset.ready = "1";
 };

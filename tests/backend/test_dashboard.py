@@ -1,12 +1,14 @@
 """The staff dashboard's numbers (backend.services.dashboard), on SQLite and PostgreSQL.
 
-Each database test starts from empty conversation-session, handoff and promise tables and inserts
+Each database test starts from empty conversation-session, handoff, promise and complaint tables and inserts
 exact rows with chosen timestamps. "Now" is Monday 2026-11-23 15:00 Asia/Shanghai, so the default
 14-day period is 2026-11-10 00:00 .. 2026-11-24 00:00 (exclusive) Shanghai time. Times around
 midnight Shanghai fall on the previous UTC date, so PostgreSQL (which returns UTC-aware values)
 checks the bucketing by business date. Service-quality rules from config/business.yml: weights
 0.3 / 0.4 / 0.2 / 0.1; response under 5 min -> 5, up to 10 min -> 4, else 3; resolution 100% -> 5,
->= 80% -> 4, >= 60% -> 3, else 2; complaints <= 1% -> 5, <= 3% -> 4, <= 5% -> 3, else 2.
+>= 80% -> 4, >= 60% -> 3, else 2; complaints <= 1% -> 5, <= 3% -> 4, <= 5% -> 3, else 2. The complaint
+rate counts complaint tickets received in the period (not handoff cases with reason complaint_high);
+a complaint's decision is due 15 days after receipt.
 """
 from __future__ import annotations
 
@@ -17,13 +19,13 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from backend.core.clock import SHANGHAI
 from backend.core.config import ROOT, BusinessRules, ScoreBand, ServiceQualityRules
 from backend.models import (
-    Channel, ConversationSession, HandoffCase, HandoffNote, HandoffReason, HandoffStatus, PromiseStatus,
-    PromiseToPay,
+    Channel, ComplaintCategory, ComplaintEvent, ComplaintPriority, ComplaintStatus, ComplaintTicket,
+    ConversationSession, HandoffCase, HandoffNote, HandoffReason, HandoffStatus, PromiseStatus, PromiseToPay,
 )
 from backend.services import dashboard as svc
 
@@ -40,10 +42,12 @@ def at(day: int, hh: int = 12, mm: int = 0, ss: int = 0, month: int = 11) -> dat
 
 @pytest.fixture
 def db(app):
-    """A session on an empty dashboard: no sessions, handoff cases or promises."""
+    """A session on an empty dashboard: no sessions, handoff cases, promises or complaint tickets."""
     with app.state.sessionmaker() as s:
-        for model in (HandoffNote, HandoffCase, ConversationSession, PromiseToPay):
+        for model in (HandoffNote, HandoffCase, ConversationSession, PromiseToPay, ComplaintEvent):
             s.execute(delete(model))
+        s.execute(update(ComplaintTicket).values(linked_to_id=None))
+        s.execute(delete(ComplaintTicket))
         s.commit()
         yield s
 
@@ -87,6 +91,21 @@ def promise(db, customer_id: int, loan_id: int, status: str, created: datetime) 
     db.add(PromiseToPay(customer_id=customer_id, loan_id=loan_id, promised_date=date(2026, 11, 30),
                         amount=Decimal("500.00"), channel="web", status=PromiseStatus(status), created_at=created))
     db.commit()
+
+
+def ticket(db, received: datetime, *, status: str = "received", due: datetime | None = None,
+           resolved: datetime | None = None, closed: datetime | None = None) -> ComplaintTicket:
+    """A complaint ticket received at ``received``, due 15 days later unless extended to ``due``."""
+    n = next(_ref)
+    t = ComplaintTicket(
+        reference=f"CP-T{n:06d}", conversation=f"web:t{n}", channel=Channel.web, category=ComplaintCategory.fees,
+        description="多收了服务费", status=ComplaintStatus(status), priority=ComplaintPriority.normal, distress=False,
+        received_at=received, due_at=due or received + timedelta(days=15), extended=due is not None,
+        resolved_at=resolved, closed_at=closed, pauses_reminders=False,
+    )
+    db.add(t)
+    db.commit()
+    return t
 
 
 def run(db, rules, now: datetime = NOW, days: int = 14) -> dict:
@@ -222,9 +241,13 @@ def test_empty_period(db, rules):
     assert out["csat"] == {"rated": 0, "average": None, "distribution": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}}
     assert out["reminders"] == {"sent": 0, "answered": 0, "available": False}
     assert out["promises"] == {"open": 0, "kept": 0, "broken": 0, "cancelled": 0, "kept_share": None}
+    assert out["complaints"] == {
+        "received": 0, "decision_days": 15, "open": 0, "overdue": 0,
+        "due_buckets": {"overdue": 0, "within_3_days": 0, "within_7_days": 0, "within_15_days": 0, "later": 0},
+        "resolved": 0, "resolved_within_deadline": 0, "resolved_within_deadline_share": None}
     assert out["service_quality"]["score"] is None
     assert list(out) == ["period", "conversations_per_day", "containment", "handoff_reasons", "first_response",
-                         "csat", "reminders", "promises", "service_quality"]
+                         "csat", "reminders", "promises", "complaints", "service_quality"]
 
 
 def test_conversations_per_day_by_channel_and_business_date(db, rules):
@@ -323,13 +346,17 @@ def test_promises_by_status_and_kept_share(db, rules, book):
 
 
 def test_service_quality_hand_computed(db, rules):
-    # 50 conversations; 5 handoff cases created in the period, 4 of them closed; one complaint_high.
+    # 50 conversations; 5 handoff cases created in the period, 4 of them closed; one complaint_high
+    # (a handoff, not a complaint ticket: not counted); 2 complaint tickets received in the period.
     sessions(db, *[(("wechat", "sms", "web")[i % 3], at(10 + i % 14, 9, i)) for i in range(50)])
     case(db, at(20, 10), first=180, csat=4)
     case(db, at(20, 11), first=240, csat=4)
     case(db, at(21, 10), first=420, csat=3, reason="complaint_high")
     case(db, at(21, 11))  # closed, never answered by a person, not rated
     case(db, at(22, 10), status="claimed")
+    ticket(db, at(10, 0, 0))  # the period's first instant
+    ticket(db, at(21, 9), status="resolved", resolved=at(22, 9))
+    ticket(db, at(9, 23, 59, 59))  # received before the period
     out = run(db, rules)
     assert out["containment"] == {"conversations": 50, "handed_off": 5, "contained_share": 0.9}
     assert out["first_response"] == {"answered": 3, "median_seconds": 240.0, "p90_seconds": 384.0}
@@ -337,13 +364,15 @@ def test_service_quality_hand_computed(db, rules):
     # response: median 240 s = 4 min < 5           -> 5
     # resolution: 4 closed / 5 cases = 80%           -> 4
     # satisfaction: (4 + 4 + 3) / 3 = 11/3           -> 3.6667
-    # complaints: 1 / 50 conversations = 2% (<= 3%)  -> 4
-    # 0.3 * 5 + 0.4 * 4 + 0.2 * 11/3 + 0.1 * 4 = 1.5 + 1.6 + 0.7333 + 0.4 = 4.2333 -> 4.23
-    assert out["service_quality"] == {"score": 4.23, "components": {
+    # complaints: 2 tickets / 50 conversations = 4% (<= 5%) -> 3
+    #   (counting the complaint_high handoff too would be 3 / 50 = 6% -> 2)
+    # 0.3 * 5 + 0.4 * 4 + 0.2 * 11/3 + 0.1 * 3 = 1.5 + 1.6 + 0.7333 + 0.3 = 4.1333 -> 4.13
+    assert out["complaints"]["received"] == 2
+    assert out["service_quality"] == {"score": 4.13, "components": {
         "response_time": {"value": 240.0, "score": 5.0, "weight": 0.3, "applied_weight": 0.3},
         "resolution_rate": {"value": 0.8, "score": 4.0, "weight": 0.4, "applied_weight": 0.4},
         "satisfaction": {"value": 3.67, "score": 3.67, "weight": 0.2, "applied_weight": 0.2},
-        "complaint_rate": {"value": 0.02, "score": 4.0, "weight": 0.1, "applied_weight": 0.1},
+        "complaint_rate": {"value": 0.04, "score": 3.0, "weight": 0.1, "applied_weight": 0.1},
     }}
 
 
@@ -354,6 +383,7 @@ def test_service_quality_without_ratings_renormalises(db, rules):
     case(db, at(21, 10), first=420, reason="complaint_high")
     case(db, at(21, 11))
     case(db, at(22, 10), status="claimed")
+    ticket(db, at(23, 14, 59, 59), status="closed", closed=at(23, 15))  # closed tickets count as received
     out = run(db, rules)
     # same as above without the satisfaction component: weights 0.3 + 0.4 + 0.1 = 0.8
     # (0.3 * 5 + 0.4 * 4 + 0.1 * 4) / 0.8 = 3.5 / 0.8 = 4.375 -> 4.38
@@ -385,3 +415,38 @@ def test_band_edges_on_the_database(db, rules, seconds, closed_of_five, score, r
         (response, resolution)
     assert sq["components"]["satisfaction"]["score"] is None and sq["components"]["complaint_rate"]["score"] is None
     assert sq["score"] == score
+
+
+def test_complaint_rate_counts_tickets_not_complaint_handoffs(db, rules):
+    sessions(db, *[("wechat", at(15, 9 + i // 60, i % 60)) for i in range(100)])
+    case(db, at(15, 10), reason="complaint_high", status="claimed")  # a handoff: not a complaint ticket
+    ticket(db, at(15, 11))
+    sq = run(db, rules)["service_quality"]
+    # 1 ticket / 100 conversations = 1% (<= 1%) -> 5
+    assert sq["components"]["complaint_rate"] == {"value": 0.01, "score": 5.0, "weight": 0.1, "applied_weight": 0.2}
+    ticket(db, at(16, 11))
+    sq = run(db, rules)["service_quality"]
+    # 2 / 100 = 2% -> 4 (resolution 0 of 1 closed -> 2): (0.4 * 2 + 0.1 * 4) / 0.5 = 2.4
+    assert sq["components"]["complaint_rate"] == {"value": 0.02, "score": 4.0, "weight": 0.1, "applied_weight": 0.2}
+    assert sq["score"] == 2.4
+
+
+def test_complaints_against_their_15_day_deadline(db, rules):
+    sessions(db, *[("web", at(15, 9 + i // 60, i % 60)) for i in range(100)])
+    ticket(db, at(5, 10))  # due 11-20 10:00: overdue now; received before the period
+    ticket(db, at(20, 15))  # due 12-05 15:00: 12 days left
+    ticket(db, at(10, 0, 0), status="in_progress")  # due 11-25 00:00: 1 day 9 hours left
+    ticket(db, at(12, 16))  # due 11-27 16:00: 4 days 1 hour left
+    ticket(db, at(12, 10), status="in_progress", due=at(30, 10, month=12))  # extended: 37 days left
+    ticket(db, at(11, 9), status="resolved", resolved=at(23, 9))  # 12 days: within the deadline
+    ticket(db, at(9, 23, 59, 59), status="resolved", resolved=at(20, 9))  # received before the period
+    ticket(db, at(15, 9), status="closed", closed=at(16, 9))  # ended without a decision
+    out = run(db, rules)
+    assert out["complaints"] == {
+        "received": 6, "decision_days": 15, "open": 5, "overdue": 1,
+        "due_buckets": {"overdue": 1, "within_3_days": 1, "within_7_days": 1, "within_15_days": 1, "later": 1},
+        "resolved": 1, "resolved_within_deadline": 1, "resolved_within_deadline_share": 1.0}
+    # 6 tickets / 100 conversations = 6% -> 2
+    assert out["service_quality"]["components"]["complaint_rate"] == {
+        "value": 0.06, "score": 2.0, "weight": 0.1, "applied_weight": 1.0}
+    assert out["service_quality"]["score"] == 2.0

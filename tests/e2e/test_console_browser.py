@@ -89,7 +89,7 @@ def test_borrower_and_staff_in_two_browsers(stack, browser):
 
     desk.goto(f"{stack.backend_url}/console/dashboard")
     desk.wait_for_selector("body[data-ready='1']", timeout=15000)
-    assert desk.locator("canvas").count() == 7
+    assert desk.locator("canvas").count() == 8
     assert "服务质量评分" in desk.locator("#kpis").inner_text()
     desk.screenshot(path=str(REPORTS / "dashboard.png"), full_page=True)
     chat.context.close()

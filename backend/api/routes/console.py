@@ -6,9 +6,11 @@ Every state-changing request carries the session's CSRF token in the X-CSRF-Toke
 from __future__ import annotations
 
 import secrets
+from datetime import date
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.api.console_deps import COOKIE, Rasa, Staff, StaffWrite
 from backend.api.deps import DB, Rules, Today
 from backend.core.errors import AppError
-from backend.services import audit, console, handoff, staff
+from backend.models import ComplaintStatus, PlanStatus, PlanType
+from backend.plan_schemas import PlanStatusName, PlanTypeName
+from backend.schemas import ComplaintStatusName
+from backend.services import audit, complaints, console, handoff, plans, staff
 from backend.services.dashboard import dashboard
 from backend.services.rasa_api import RasaUnavailable
 
@@ -104,6 +109,29 @@ def dashboard_page(request: Request, db: DB, rules: Rules, clock: Today):
     return _page(request, db, rules, clock, "dashboard.html", page="dashboard")
 
 
+@router.get("/console/plans", response_class=HTMLResponse)
+def plans_page(request: Request, db: DB, rules: Rules, clock: Today):
+    return _page(request, db, rules, clock, "plans.html", page="plans")
+
+
+@router.get("/console/plans/{reference}", response_class=HTMLResponse)
+def plan_page(reference: str, request: Request, db: DB, rules: Rules, clock: Today):
+    return _page(request, db, rules, clock, "plan.html", page="plan", reference=reference,
+                 supervisor_limit=rules.repayment_plans.supervisor_approval_above)
+
+
+@router.get("/console/complaints", response_class=HTMLResponse)
+def complaints_page(request: Request, db: DB, rules: Rules, clock: Today):
+    return _page(request, db, rules, clock, "complaints.html", page="complaints",
+                 decision_days=rules.complaints.decision_days)
+
+
+@router.get("/console/complaints/{reference}", response_class=HTMLResponse)
+def complaint_page(reference: str, request: Request, db: DB, rules: Rules, clock: Today):
+    return _page(request, db, rules, clock, "complaint.html", page="complaint", reference=reference,
+                 max_total_days=rules.complaints.max_total_days)
+
+
 # --------------------------------------------------------------------------- JSON for the pages
 
 class TextIn(BaseModel):
@@ -120,6 +148,27 @@ class CannedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1, max_length=30)
     text: str = Field(min_length=1, max_length=1000)
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ReasonIn(BaseModel):
+    """A reason the service requires (reject, extend): a blank one gets the service's own 422."""
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=2000)
+
+
+class ExtendIn(ReasonIn):
+    reason: str = Field(default="", max_length=1000)
+    due_date: date | None = None  # by default the latest allowed (received + max_total_days)
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resolution: str = Field(default="", max_length=2000)
 
 
 def _text(value: str) -> str:
@@ -217,3 +266,100 @@ def api_canned_delete(reply_id: int, db: DB, session: StaffWrite):
 @router.get("/console/api/dashboard")
 def api_dashboard(db: DB, rules: Rules, clock: Today, session: Staff):
     return dashboard(db, rules, clock.now())
+
+
+# --------------------------------------------------------------------------- repayment-plan requests
+# The signed-in staff member is the actor and their role comes from the session; the service checks
+# the supervisor limit, the states and the reasons, and writes the audit log.
+
+@router.get("/console/api/plans")
+def api_plans(db: DB, rules: Rules, session: Staff,
+              status: Annotated[list[PlanStatusName] | None, Query()] = None,
+              plan_type: PlanTypeName | None = None, needs_staff_review: bool | None = None):
+    return {"requests": console.plan_list(db, rules, [PlanStatus(s) for s in status] if status else None,
+                                          PlanType(plan_type) if plan_type else None, needs_staff_review),
+            "supervisor_approval_above": str(rules.repayment_plans.supervisor_approval_above)}
+
+
+@router.get("/console/api/plans/{reference}")
+def api_plan(reference: str, db: DB, rules: Rules, session: Staff):
+    return console.plan_detail(db, rules, session, reference)
+
+
+@router.post("/console/api/plans/{reference}/review")
+def api_plan_review(reference: str, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+    req = plans.start_review(db, rules, reference, session.staff.username, clock.now(), "console")
+    return plans.request_out(db, rules, req).model_dump(mode="json")
+
+
+@router.post("/console/api/plans/{reference}/approve")
+def api_plan_approve(reference: str, data: NoteIn | None = None, *, db: DB, rules: Rules, clock: Today,
+                     session: StaffWrite):
+    data = data or NoteIn()
+    req = plans.approve(db, rules, reference, session.staff.username, session.staff.role.value, data.note,
+                        clock.today(), clock.now(), "console")
+    return plans.request_out(db, rules, req).model_dump(mode="json")
+
+
+@router.post("/console/api/plans/{reference}/reject")
+def api_plan_reject(reference: str, data: ReasonIn | None = None, *, db: DB, rules: Rules, clock: Today,
+                    session: StaffWrite):
+    data = data or ReasonIn()
+    req = plans.reject(db, rules, reference, session.staff.username, session.staff.role.value, data.reason,
+                       clock.today(), clock.now(), "console")
+    return plans.request_out(db, rules, req).model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- complaint tickets
+
+@router.get("/console/api/complaints")
+def api_complaints(db: DB, rules: Rules, clock: Today, session: Staff,
+                   status: Annotated[list[ComplaintStatusName] | None, Query()] = None):
+    return {"tickets": console.complaint_list(db, rules, clock.now(),
+                                              [ComplaintStatus(s) for s in status] if status else None),
+            "decision_days": rules.complaints.decision_days}
+
+
+@router.get("/console/api/complaints/{reference}")
+def api_complaint(reference: str, db: DB, rules: Rules, clock: Today, session: Staff):
+    return console.complaint_detail(db, rules, session, reference, clock.now())
+
+
+def _ticket(db, rules, ticket) -> dict:
+    return complaints.detail_out(db, rules, ticket).model_dump(mode="json")
+
+
+@router.post("/console/api/complaints/{reference}/start")
+def api_complaint_start(reference: str, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+    return _ticket(db, rules, complaints.start(db, rules, reference, session.staff.username, clock.now(), "console"))
+
+
+@router.post("/console/api/complaints/{reference}/resolve")
+def api_complaint_resolve(reference: str, data: ResolveIn | None = None, *, db: DB, rules: Rules, clock: Today,
+                          session: StaffWrite):
+    data = data or ResolveIn()
+    return _ticket(db, rules, complaints.resolve(db, rules, reference, session.staff.username, data.resolution,
+                                                 clock.now(), "console"))
+
+
+@router.post("/console/api/complaints/{reference}/close")
+def api_complaint_close(reference: str, data: NoteIn | None = None, *, db: DB, rules: Rules, clock: Today,
+                        session: StaffWrite):
+    data = data or NoteIn()
+    note = data.note.strip() if data.note and data.note.strip() else None
+    return _ticket(db, rules, complaints.close(db, rules, reference, session.staff.username, note, clock.now(),
+                                               "console"))
+
+
+@router.post("/console/api/complaints/{reference}/extend")
+def api_complaint_extend(reference: str, data: ExtendIn | None = None, *, db: DB, rules: Rules, clock: Today,
+                         session: StaffWrite):
+    data = data or ExtendIn()
+    return _ticket(db, rules, complaints.extend(db, rules, reference, session.staff.username, data.reason,
+                                                data.due_date, clock.now(), "console"))
+
+
+@router.post("/console/api/complaints/{reference}/clear-reminder-pause")
+def api_complaint_clear_pause(reference: str, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+    return _ticket(db, rules, complaints.clear_reminder_pause(db, rules, reference, session.staff.username,
+                                                              clock.now(), "console"))
