@@ -37,7 +37,7 @@ import math
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,7 +53,7 @@ from backend.schemas import (
     ComplaintOut,
 )
 
-from . import accounts, audit
+from . import accounts, audit, records
 from .masking import mask_name, mask_numbers, mask_phone
 
 LIVE = (ComplaintStatus.received, ComplaintStatus.in_progress)
@@ -258,14 +258,7 @@ def _ended() -> AppError:
     return AppError(409, "complaint_ended", "该投诉工单已结束", "The complaint ticket has already ended")
 
 
-def _transition(db: Session, ticket: ComplaintTicket, *conditions, **values) -> bool:
-    """UPDATE the ticket only if the conditions still hold; False when another request got there first."""
-    result = db.execute(
-        update(ComplaintTicket).where(ComplaintTicket.id == ticket.id, *conditions).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.refresh(ticket)
-    return result.rowcount == 1
+_transition = records.transition
 
 
 def _event(db: Session, ticket: ComplaintTicket, now: datetime, actor: str, kind: ComplaintEventKind,
@@ -277,9 +270,7 @@ def _event(db: Session, ticket: ComplaintTicket, now: datetime, actor: str, kind
 
 
 def _next_reference(db: Session, now: datetime) -> str:
-    prefix = f"CP{now:%Y%m%d}-"
-    taken = db.scalars(select(ComplaintTicket.reference).where(ComplaintTicket.reference.like(f"{prefix}%")))
-    return f"{prefix}{max((int(r[len(prefix):]) for r in taken), default=0) + 1:04d}"
+    return records.next_reference(db, ComplaintTicket.reference, "CP", now)
 
 
 def _same_borrower(data: ComplaintIn):

@@ -15,7 +15,7 @@ import statistics
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from backend.schemas import (
     HandoffCreatedOut, HandoffCustomerOut, HandoffIn, HandoffNoteOut, HandoffOut, HandoffQueueItem,
 )
 
-from . import accounts, audit
+from . import accounts, audit, records
 from .masking import mask_name, mask_numbers, mask_phone
 
 LIVE = (HandoffStatus.open, HandoffStatus.claimed)
@@ -211,20 +211,11 @@ def _closed() -> AppError:
     return AppError(409, "case_closed", "该工单已结束", "The case is already closed")
 
 
-def _transition(db: Session, case: HandoffCase, *conditions, **values) -> bool:
-    """UPDATE the case only if the conditions still hold; False when another request got there first."""
-    result = db.execute(
-        update(HandoffCase).where(HandoffCase.id == case.id, *conditions).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.refresh(case)
-    return result.rowcount == 1
+_transition = records.transition
 
 
 def _next_reference(db: Session, now: datetime) -> str:
-    prefix = f"HO{now:%Y%m%d}-"
-    taken = db.scalars(select(HandoffCase.reference).where(HandoffCase.reference.like(f"{prefix}%")))
-    return f"{prefix}{max((int(r[len(prefix):]) for r in taken), default=0) + 1:04d}"
+    return records.next_reference(db, HandoffCase.reference, "HO", now)
 
 
 def open_case(db: Session, rules: BusinessRules, data: HandoffIn, now: datetime,

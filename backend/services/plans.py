@@ -74,7 +74,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,7 +86,7 @@ from backend.plan_schemas import (
     DeferredOut, PlanFiguresOut, PlanQuoteOut, PlanRefusalOut, PlanRequestIn, PlanRequestOut, PlanRowOut,
 )
 
-from . import accounts, audit
+from . import accounts, audit, records
 from .ledger import LoanPosition, position, refresh_loan_status
 from .masking import mask_numbers
 from .money import CENT, ZERO, add_months, amortize
@@ -375,9 +375,7 @@ def get_request(db: Session, reference: str) -> PlanRequest:
 
 
 def _next_reference(db: Session, day: date) -> str:
-    prefix = f"RP{day:%Y%m%d}-"
-    taken = db.scalars(select(PlanRequest.reference).where(PlanRequest.reference.like(f"{prefix}%")))
-    return f"{prefix}{max((int(r[len(prefix):]) for r in taken), default=0) + 1:04d}"
+    return records.next_reference(db, PlanRequest.reference, "RP", day)
 
 
 def request_out(db: Session, rules: BusinessRules, req: PlanRequest) -> PlanRequestOut:
@@ -466,14 +464,7 @@ def staff_list(db: Session, rules: BusinessRules, statuses: list[PlanStatus] | N
 
 # --------------------------------------------------------------------------- transitions
 
-def _transition(db: Session, req: PlanRequest, *conditions, **values) -> bool:
-    """UPDATE the request only if the conditions still hold; False when another request got there first."""
-    result = db.execute(
-        update(PlanRequest).where(PlanRequest.id == req.id, *conditions).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.refresh(req)
-    return result.rowcount == 1
+_transition = records.transition
 
 
 def _ended(req: PlanRequest) -> AppError:
