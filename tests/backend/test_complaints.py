@@ -22,7 +22,7 @@ from backend.models import (
     AuditLog, Channel, ComplaintCategory, ComplaintEvent, ComplaintPriority, ComplaintStatus, ComplaintTicket,
 )
 from backend.services import complaints as svc
-from testkit import HEADERS, ManualClock
+from testkit import HEADERS, ManualClock, assert_error, audit_since, iso, last_audit_id, local, ok
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)  # a Monday
 BASE = "/api/v1/complaints"
@@ -79,39 +79,10 @@ def create(client, **kw):
     return post(client, BASE, body(**kw))
 
 
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.text
-    return resp.json()
-
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(SHANGHAI).isoformat()
-
-
-def assert_error(resp, status: int, code: str) -> dict:
-    assert resp.status_code == status, resp.text
-    err = resp.json()["error"]
-    assert err["code"] == code
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in err["message_zh"])
-    assert isinstance(err["message_en"], str) and err["message_en"]
-    return err
-
-
 def counts(app) -> dict[str, int]:
     with app.state.sessionmaker() as db:
         return {m.__tablename__: db.scalar(select(func.count()).select_from(m))
                 for m in (ComplaintTicket, ComplaintEvent, AuditLog)}
-
-
-def last_audit_id(app) -> int:
-    with app.state.sessionmaker() as db:
-        return db.scalar(select(func.coalesce(func.max(AuditLog.id), 0)))
-
-
-def audit_since(app, after_id: int) -> list[tuple]:
-    with app.state.sessionmaker() as db:
-        rows = db.scalars(select(AuditLog).where(AuditLog.id > after_id).order_by(AuditLog.id))
-        return [(a.actor, a.action, a.entity_type, a.entity_id, a.detail) for a in rows]
 
 
 def stored(app, reference: str) -> ComplaintTicket:
@@ -123,13 +94,6 @@ def snapshot(app, reference: str) -> dict:
     """Every column of a stored ticket, to show a refused request changed nothing."""
     row = stored(app, reference)
     return {c.name: getattr(row, c.name) for c in ComplaintTicket.__table__.columns}
-
-
-def local(dt: datetime | None) -> datetime | None:
-    """SQLite hands back naive wall times (stored in Asia/Shanghai); PostgreSQL aware ones."""
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=SHANGHAI) if dt.tzinfo is None else dt.astimezone(SHANGHAI)
 
 
 def act(client, ref: str, action: str, **data):

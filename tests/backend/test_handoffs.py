@@ -22,7 +22,7 @@ from backend.core.clock import SHANGHAI
 from backend.core.config import ROOT, BusinessRules, HandoffRules, StaffedHours
 from backend.models import AuditLog, Channel, HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from backend.services import handoff as svc
-from testkit import HEADERS, TODAY, ManualClock
+from testkit import HEADERS, ManualClock, TODAY, assert_error, audit_since, iso, last_audit_id, local, ok
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
 BASE = "/api/v1/handoffs"
@@ -73,51 +73,15 @@ def create(client, **kw):
     return post(client, BASE, body(**kw))
 
 
-def ok(resp, status=200) -> dict:
-    assert resp.status_code == status, resp.text
-    return resp.json()
-
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(SHANGHAI).isoformat()
-
-
-def assert_error(resp, status: int, code: str) -> dict:
-    assert resp.status_code == status, resp.text
-    err = resp.json()["error"]
-    assert err["code"] == code
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in err["message_zh"])
-    assert isinstance(err["message_en"], str) and err["message_en"]
-    return err
-
-
 def counts(app) -> dict[str, int]:
     with app.state.sessionmaker() as db:
         return {m.__tablename__: db.scalar(select(func.count()).select_from(m))
                 for m in (HandoffCase, HandoffNote, AuditLog)}
 
 
-def last_audit_id(app) -> int:
-    with app.state.sessionmaker() as db:
-        return db.scalar(select(func.coalesce(func.max(AuditLog.id), 0)))
-
-
-def audit_since(app, after_id: int) -> list[tuple]:
-    with app.state.sessionmaker() as db:
-        rows = db.scalars(select(AuditLog).where(AuditLog.id > after_id).order_by(AuditLog.id))
-        return [(a.actor, a.action, a.entity_type, a.entity_id, a.detail) for a in rows]
-
-
 def stored(app, case_id: int) -> HandoffCase:
     with app.state.sessionmaker() as db:
         return db.get(HandoffCase, case_id)
-
-
-def local(dt: datetime | None) -> datetime | None:
-    """SQLite hands back naive wall times (stored in Asia/Shanghai); PostgreSQL aware ones."""
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=SHANGHAI) if dt.tzinfo is None else dt.astimezone(SHANGHAI)
 
 
 def claimed_case(client, clock, staff: str = "alice", **kw) -> dict:

@@ -19,7 +19,7 @@ from backend.core.config import ROOT, BusinessRules, PlanReviewThresholds, Repay
 from backend.models import AuditLog, Instalment, Loan, PlanRequest, PlanStatus, PlanType
 from backend.services import accounts
 from backend.services import plans as svc
-from testkit import HEADERS, TODAY, D, ManualClock
+from testkit import D, HEADERS, ManualClock, TODAY, last_audit_id, ok
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
 BASE = "/api/v1/plan-requests"
@@ -36,11 +36,6 @@ def clock(app):
     app.state.clock = ManualClock(T0)
     yield app.state.clock
     app.state.clock = original
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.text
-    return resp.json()
 
 
 def assert_error(resp, status: int, code: str) -> dict:
@@ -92,11 +87,6 @@ def stored(app, ref: str) -> dict:
     with app.state.sessionmaker() as db:
         row = db.scalar(select(PlanRequest).where(PlanRequest.reference == ref))
         return {c.name: getattr(row, c.name) for c in PlanRequest.__table__.columns}
-
-
-def last_audit_id(app) -> int:
-    with app.state.sessionmaker() as db:
-        return db.scalar(select(func.coalesce(func.max(AuditLog.id), 0)))
 
 
 def audit_since(app, after: int) -> list[tuple]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from backend.models import (
     AuditLog, Channel, ChannelIdentity, Customer, Instalment, InstalmentStatus, Loan, Payment,
 )
-from backend.core.clock import Clock
+from backend.core.clock import SHANGHAI, Clock
 from backend.services.ledger import refresh_loan_status
 from backend.services.money import amortize
 
@@ -172,3 +172,41 @@ class ManualClock(Clock):
 
     def advance(self, **delta) -> None:
         self.at += timedelta(**delta)
+
+
+# ---- shared assertions and read-backs for the API tests
+
+def ok(resp, status=200) -> dict:
+    assert resp.status_code == status, resp.text
+    return resp.json()
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(SHANGHAI).isoformat()
+
+
+def assert_error(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    err = resp.json()["error"]
+    assert err["code"] == code
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in err["message_zh"])
+    assert isinstance(err["message_en"], str) and err["message_en"]
+    return err
+
+
+def last_audit_id(app) -> int:
+    with app.state.sessionmaker() as db:
+        return db.scalar(select(func.coalesce(func.max(AuditLog.id), 0)))
+
+
+def audit_since(app, after_id: int) -> list[tuple]:
+    with app.state.sessionmaker() as db:
+        rows = db.scalars(select(AuditLog).where(AuditLog.id > after_id).order_by(AuditLog.id))
+        return [(a.actor, a.action, a.entity_type, a.entity_id, a.detail) for a in rows]
+
+
+def local(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive wall times (stored in Asia/Shanghai); PostgreSQL aware ones."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=SHANGHAI) if dt.tzinfo is None else dt.astimezone(SHANGHAI)
