@@ -137,6 +137,16 @@ class ActionAnswerLoanStatus(AccountAnswer):
         return "action_answer_loan_status"
 
     async def respond(self, dispatcher, tracker, client, loans) -> list:
+        # 「我的申请怎么样了」 is about the repayment-plan request, when there is one.
+        from .plan_request import answer_plan_status, find_request, plan_reference
+        from .workflows import has_any, message_text
+
+        reference = plan_reference(tracker)
+        if reference or has_any(message_text(tracker), "application"):
+            customer_id = int(tracker.get_slot("customer_id"))
+            if reference or await find_request(client, customer_id, None):
+                await answer_plan_status(dispatcher, client, customer_id, reference)
+                return []
         # Status covers every loan at once, settled ones included: no need to pick one.
         lines = []
         for loan in loans:
@@ -169,27 +179,6 @@ class ActionAnswerPaymentHistory(AccountAnswer):
             return []
         recent = "；".join(f"{day(p['paid_on'], with_year=True)} {yuan(p['amount'])}" for p in payments[:3])
         dispatcher.utter_message(text=f"您的{loan_name(loan)}最近的还款记录：{recent}。共 {len(payments)} 笔还款。")
-        return []
-
-
-class ActionAnswerEarlyRepayment(AccountAnswer):
-    intent = "request_early_repayment"
-
-    def name(self) -> str:
-        return "action_answer_early_repayment"
-
-    async def answer(self, dispatcher, tracker, client, loan) -> list:
-        settle_on = latest_entity(tracker, "date")
-        quote = await client.payoff(loan["id"], settle_on)
-        parts = f"本金 {yuan(quote['principal'])}、利息 {yuan(quote['interest'])}"
-        if quote["penalty_interest"] != "0.00":
-            parts += f"、罚息 {yuan(quote['penalty_interest'])}"
-        if quote["fees"] != "0.00":
-            parts += f"、费用 {yuan(quote['fees'])}"
-        parts += f"、提前结清手续费 {yuan(quote['early_settlement_fee'])}"
-        dispatcher.utter_message(text=(
-            f"如在{day(quote['settle_on'])}提前结清{loan_name(loan)}，需还款 {yuan(quote['total'])}（{parts}）。"
-            "可在App「我的借款-提前结清」操作，或对公转账后联系客服确认。金额以结清当日为准。"))
         return []
 
 

@@ -106,3 +106,32 @@ class BackendClient:
     async def record_session(self, conversation: str, channel: str, customer_id: int | None) -> None:
         await self._request("POST", "/conversations/sessions",
                             json={"conversation": conversation, "channel": channel, "customer_id": customer_id})
+
+    # ---- repayment-plan requests, early settlement, complaints (issue 6 workflows) -------------
+    async def plan_quote(self, loan_id: int, plan_type: str, months: int | None) -> dict:
+        params = {"plan_type": plan_type, **({"months": str(months)} if months else {})}
+        return await self._request("GET", f"/loans/{loan_id}/plan-quote", params=params)
+
+    async def submit_plan(self, body: dict) -> dict:
+        return await self._request("POST", "/plan-requests", json=body)
+
+    async def plan_request(self, reference: str) -> dict | None:
+        return await self._request("GET", f"/plan-requests/{reference}")
+
+    async def customer_plan_requests(self, customer_id: int) -> list[dict]:
+        return await self._request("GET", f"/customers/{customer_id}/plan-requests") or []
+
+    async def withdraw_plan(self, reference: str, customer_id: int) -> dict:
+        return await self._request("POST", f"/plan-requests/{reference}/withdraw", json={"customer_id": customer_id})
+
+    async def record_settlement(self, loan_id: int, body: dict) -> dict:
+        return await self._request("POST", f"/loans/{loan_id}/settlement-intents", json=body)
+
+    async def open_complaint(self, body: dict) -> dict:
+        return await self._request("POST", "/complaints", json=body)
+
+    async def complaint(self, reference: str) -> dict | None:
+        return await self._request("GET", f"/complaints/{reference}")
+
+    async def customer_complaints(self, customer_id: int) -> list[dict]:
+        return await self._request("GET", f"/customers/{customer_id}/complaints") or []

@@ -10,7 +10,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from .account import OPEN_STATUSES
 from .backend_client import BackendClient, BackendUnavailable
 from .formatting import percent, yuan
-from .handoff import hand_over, plan_needs_person
 from .identity import verified_customer_id
 from .knowledge import kb
 
@@ -76,38 +75,6 @@ class ActionAnswerInterestFees(KnowledgeAnswer):
             kb("interest_fees_loan", product_name=loan["product_name"], loan_no_last4=loan["loan_no_last4"],
                annual_rate=percent(loan["annual_rate"]), penalty_interest=yuan(loan["penalty_interest"]))
             for loan in loans) or None
-
-
-class ActionAnswerRepaymentPlan(KnowledgeAnswer):
-    """The plan information; a VIP or high-risk customer is handed to a person instead."""
-
-    key = "repayment_plan_info"
-
-    def name(self) -> str:
-        return "action_answer_repayment_plan"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        try:
-            to_person = await plan_needs_person(BackendClient(), tracker)
-        except BackendUnavailable:
-            to_person = False
-        if to_person:
-            return await hand_over(dispatcher, tracker, "vip_plan")
-        return await super().run(dispatcher, tracker, domain)
-
-
-class ActionAnswerComplaint(KnowledgeAnswer):
-    key = "complaint_ack"
-
-    def name(self) -> str:
-        return "action_answer_complaint"
-
-
-class ActionAnswerComplaintStatus(KnowledgeAnswer):
-    key = "complaint_status"
-
-    def name(self) -> str:
-        return "action_answer_complaint_status"
 
 
 class ActionOutOfScope(KnowledgeAnswer):

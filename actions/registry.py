@@ -4,17 +4,20 @@ from __future__ import annotations
 from rasa_sdk import Action
 
 from .account import (
-    ActionAnswerBalance, ActionAnswerEarlyRepayment, ActionAnswerLoanStatus, ActionAnswerPaymentHistory,
-    ActionAnswerSchedule, ActionCheckPaymentMade,
+    ActionAnswerBalance, ActionAnswerLoanStatus, ActionAnswerPaymentHistory, ActionAnswerSchedule,
+    ActionCheckPaymentMade,
 )
+from .plan_request import ActionPlanStart
 from .promises import ActionRecordPromise
+from .settlement import ActionSettlementStart
 
 ACCOUNT_ACTION_CLASSES: dict[str, type[Action]] = {
     "query_balance": ActionAnswerBalance,
     "query_repayment_schedule": ActionAnswerSchedule,
     "query_loan_status": ActionAnswerLoanStatus,
     "query_payment_history": ActionAnswerPaymentHistory,
-    "request_early_repayment": ActionAnswerEarlyRepayment,
+    "request_early_repayment": ActionSettlementStart,
+    "request_repayment_plan": ActionPlanStart,
     "report_payment_made": ActionCheckPaymentMade,
     "promise_to_pay": ActionRecordPromise,
 }

@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from .knowledge import kb
 from .registry import ACCOUNT_ACTIONS, action_by_name
 
 IDENTITY_SLOTS = ("identity_phone", "identity_id_last4", "identity_otp", "identity_outcome")
@@ -25,6 +26,8 @@ class ActionRememberQuestion(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         intent = tracker.latest_message.get("intent", {}).get("name")
         pending = ACCOUNT_ACTIONS.get(intent)
+        if intent == "request_repayment_plan":
+            dispatcher.utter_message(text=kb("repayment_plan_info"))  # general terms need no verification
         return [SlotSet("pending_action", pending)] + [SlotSet(s, None) for s in IDENTITY_SLOTS[2:]]
 
 

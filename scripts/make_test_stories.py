@@ -18,15 +18,13 @@ ACCOUNT = [
     ("query_repayment_schedule", "action_answer_schedule", ["每个月几号扣款啊", "我的还款计划发我看看", "还剩几期没还"]),
     ("query_loan_status", "action_answer_loan_status", ["我现在算逾期了吗", "我那笔贷款结清了没有"]),
     ("query_payment_history", "action_answer_payment_history", ["把我最近的还款记录调出来", "上个月还的那笔你们收到没"]),
-    ("request_early_repayment", "action_answer_early_repayment", ["我想把剩下的一次性提前结清", "提前还款怎么办理"]),
+    ("request_early_repayment", None, ["我想把剩下的一次性提前结清", "提前还款怎么办理"]),
     ("report_payment_made", "action_check_payment_made", ["我刚刚已经还过了", "钱昨天就转过去了"]),
 ]
 KNOWLEDGE = [
     ("ask_overdue_consequences", "action_answer_overdue_consequences", ["逾期了会不会影响征信", "晚还几天有什么后果"]),
     ("ask_repayment_method", "action_answer_repayment_method", ["我该怎么还款", "可以用微信还吗"]),
     ("ask_interest_fees", "action_answer_interest_fees", ["你们利息是怎么算的", "罚息是多少"]),
-    ("request_repayment_plan", "action_answer_repayment_plan", ["我失业了实在还不上，能不能协商一下", "这个月困难，能不能晚点还"]),
-    ("complaint", "action_answer_complaint", ["我要投诉你们的催收员", "你们乱扣费，我要投诉"]),
     ("query_complaint_status", "action_answer_complaint_status", ["我上次的投诉处理得怎么样了", "投诉有结果了吗"]),
     ("unsubscribe", "action_unsubscribe", ["退订", "以后别给我发提醒短信了"]),
     ("busy_later", "action_busy_later", ["在开会，过会再说", "我在开车，晚点聊"]),
@@ -52,7 +50,7 @@ def user(text: str, intent: str) -> dict:
 def stories() -> list[dict]:
     out = []
     for intent, action, texts in ACCOUNT:
-        for i, text in enumerate(texts):
+        for i, text in enumerate(texts if action else []):
             out.append({"story": f"{intent} verified {i + 1}", "steps": [VERIFIED, user(text, intent), {"action": action}]})
         out.append({"story": f"{intent} unverified starts verification", "steps": [
             user(texts[0], intent), {"action": "action_remember_question"}, {"action": "identity_form"},
@@ -101,12 +99,10 @@ def stories() -> list[dict]:
             user("每月几号还", "query_repayment_schedule"), {"action": "action_answer_schedule"},
             user("谢谢", "thank"), {"action": "utter_you_are_welcome"},
             user("再见", "goodbye"), {"action": "utter_goodbye"}]},
-        {"story": "asks consequences then asks for a plan", "steps": [
+        {"story": "asks consequences then asks for a plan (unverified: verification first)", "steps": [
             user("不还会怎么样", "ask_overdue_consequences"), {"action": "action_answer_overdue_consequences"},
-            user("那我能申请分期吗", "request_repayment_plan"), {"action": "action_answer_repayment_plan"}]},
-        {"story": "complaint then human", "steps": [
-            user("你们的催收天天打电话骚扰我家人", "complaint"), {"action": "action_answer_complaint"},
-            user("给我转人工", "request_human"), {"action": "action_handoff"}]},
+            user("那我能申请分期吗", "request_repayment_plan"), {"action": "action_remember_question"},
+            {"action": "identity_form"}, {"active_loop": "identity_form"}]},
         {"story": "asks for a person in the middle of verification", "steps": [
             user("我还欠多少", "query_balance"), {"action": "action_remember_question"}, {"action": "identity_form"},
             {"active_loop": "identity_form"}, {"slot_was_set": [{"requested_slot": "identity_phone"}]},
@@ -122,9 +118,81 @@ def stories() -> list[dict]:
             {"action": "action_submit_csat"}]},
         {"story": "verified borrower asks interest then early settlement", "steps": [
             VERIFIED, user("利率多少", "ask_interest_fees"), {"action": "action_answer_interest_fees"},
-            user("那我想提前全部还清", "request_early_repayment"), {"action": "action_answer_early_repayment"}]},
+            user("那我想提前全部还清", "request_early_repayment"), *opens("action_settlement_start", "settlement_form")]},
     ]
-    return out
+    return out + workflow_stories()
+
+
+def opens(start: str, form: str) -> list[dict]:
+    return [{"action": start}, {"slot_was_set": [{"workflow_next": form}]}, {"action": form}, {"active_loop": form}]
+
+
+def asks(form: str, slot: str) -> list[dict]:
+    return [{"action": form}, {"slot_was_set": [{"requested_slot": slot}]}]
+
+
+def finished(form: str, submit: str) -> list[dict]:
+    return [{"action": form}, {"slot_was_set": [{"requested_slot": None}]}, {"active_loop": None}, {"action": submit}]
+
+
+def workflow_stories() -> list[dict]:
+    """Repayment plan, early settlement and complaint forms. Answers typed inside a form are mapped
+    from the text whatever the classifier says, so those turns give only an intent."""
+    plan = [VERIFIED, user("能不能分[12期](months)还", "request_repayment_plan"), *opens("action_plan_start", "plan_form"),
+            {"slot_was_set": [{"requested_slot": "plan_reason"}]}]
+    settle = [VERIFIED, user("我想提前结清", "request_early_repayment"),
+              *opens("action_settlement_start", "settlement_form"), {"slot_was_set": [{"requested_slot": "settle_confirm"}]}]
+    complaint = [user("我要投诉你们的催收", "complaint"), *opens("action_complaint_start", "complaint_form"),
+                 {"slot_was_set": [{"requested_slot": "complaint_description"}]}]
+    return [
+        {"story": "plan request: reason, confirm, submitted", "steps": [
+            *plan, {"intent": "request_repayment_plan"}, *asks("plan_form", "plan_confirm"),
+            {"intent": "affirm"}, *finished("plan_form", "action_submit_plan")]},
+        {"story": "plan request: an interest question in the middle, then back to the form", "steps": [
+            *plan, user("利息是怎么算的", "ask_interest_fees"), {"action": "action_answer_interest_fees"},
+            *asks("plan_form", "plan_reason"), {"intent": "request_repayment_plan"}, *asks("plan_form", "plan_confirm")]},
+        {"story": "plan request: a balance question in the middle", "steps": [
+            *plan, user("我现在一共还欠多少", "query_balance"), {"action": "action_answer_balance"},
+            *asks("plan_form", "plan_reason")]},
+        {"story": "plan request: 算了 cancels", "steps": [
+            *plan, {"intent": "deny"}, *finished("plan_form", "action_submit_plan")]},
+        {"story": "plan request: a person in the middle", "steps": [
+            *plan, user("还是给我转人工吧", "request_human"), {"action": "action_handoff"},
+            {"action": "action_deactivate_loop"}, {"active_loop": None}]},
+        {"story": "plan request status needs no form", "steps": [
+            VERIFIED, user("我的分期申请怎么样了", "request_repayment_plan"), {"action": "action_plan_start"},
+            {"slot_was_set": [{"workflow_next": "done"}]}]},
+        {"story": "plan request after verification", "steps": [
+            user("我想申请延期还款", "request_repayment_plan"), {"action": "action_remember_question"},
+            {"action": "identity_form"}, {"active_loop": "identity_form"},
+            {"slot_was_set": [{"requested_slot": "identity_otp"}]}, user("[482913](otp_code)", "provide_identity"),
+            {"action": "identity_form"}, {"slot_was_set": [{"verified": True}]}, {"slot_was_set": [{"requested_slot": None}]},
+            {"active_loop": None}, {"action": "action_after_verification"},
+            {"slot_was_set": [{"workflow_next": "plan_form"}]}, {"action": "plan_form"}, {"active_loop": "plan_form"}]},
+        {"story": "early settlement: quote, then record the intent", "steps": [
+            *settle, {"intent": "affirm"}, *finished("settlement_form", "action_submit_settlement")]},
+        {"story": "early settlement: a schedule question before deciding", "steps": [
+            *settle, user("每个月几号扣款", "query_repayment_schedule"), {"action": "action_answer_schedule"},
+            *asks("settlement_form", "settle_confirm"), {"intent": "deny"},
+            *finished("settlement_form", "action_submit_settlement")]},
+        {"story": "complaint: description, outcome, contact, filed, then a person", "steps": [
+            *complaint, {"intent": "complaint"}, *asks("complaint_form", "complaint_outcome"),
+            {"intent": "deny"}, *asks("complaint_form", "complaint_contact"), {"intent": "affirm"},
+            *finished("complaint_form", "action_submit_complaint"),
+            user("给我转人工", "request_human"), {"action": "action_handoff"}]},
+        {"story": "complaint: a person straight away in the middle", "steps": [
+            *complaint, user("转人工", "request_human"), {"action": "action_handoff"},
+            {"action": "action_deactivate_loop"}, {"active_loop": None}]},
+        {"story": "complaint status by reference", "steps": [
+            user("投诉编号CP20261120-0003处理到哪了", "query_complaint_status"), {"action": "action_answer_complaint_status"}]},
+        {"story": "staff decided a plan request", "steps": [
+            {"intent": "EXTERNAL_plan_decision"}, {"action": "action_plan_decision_notice"}]},
+        {"story": "a complaint changed status", "steps": [
+            {"intent": "EXTERNAL_complaint_update"}, {"action": "action_complaint_update_notice"}]},
+        {"story": "a decision arrives in the middle of a complaint", "steps": [
+            *complaint, {"intent": "EXTERNAL_plan_decision"}, {"action": "action_plan_decision_notice"},
+            *asks("complaint_form", "complaint_description")]},
+    ]
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ OTP_CONTEXT = re.compile(r"验证码|校验码|动态码|短信码|码是|收到
 ID_CONTEXT = re.compile(r"身份证|证件|后四位|后4位|末四位|末4位|尾号|最后四位")
 RE_DATE = re.compile(
     "|".join([
+        rf"(?:20)?\d{{2}}年{DAYNUM}月{DAYNUM}[号日]?",  # an explicit year is kept, past or not
         rf"(?:下下?个?月|这个?月|本月|当月)?{DAYNUM}[号日]",
         rf"{DAYNUM}月{DAYNUM}[号日]?",
         r"(?:下下?个?月|这个?月|本月|下月)?(?:月底|月初|月中|底|初)(?<![^月]底)(?<![^月]初)",
@@ -125,6 +126,8 @@ def date_value(expr: str, now: datetime) -> date | None:
     except (ValueError, KeyError, IndexError, TypeError):
         return None
     explicit_month = re.search(r"\d月|[一二三四五六七八九十]月", expr) and not expr.startswith(("下", "这", "本"))
+    if "年" in expr:
+        return d
     if d < today:
         if explicit_month:  # 「3月20日」 said in November means next March
             d = d.replace(year=d.year + 1)
@@ -195,8 +198,8 @@ def extract(text: str, now: datetime | None = None) -> list[Entity]:
         out.append(Entity(name, m_start, m_end, text[m_start:m_end], str(value)))
 
     bare = re.sub(r"[\s，。,.!！?？:：]", "", text)
-    for m in RE_REFERENCE.finditer(text):  # ticket references are not amounts
-        taken.append((m.start(), m.end()))
+    for m in RE_REFERENCE.finditer(text):  # ticket references (not amounts or codes)
+        add("reference", m.start(), m.end(), m.group(0).upper())
     for m in RE_PHONE.finditer(text):
         add("phone", m.start(), m.end(), m.group(0))
     for m in RE_OTP.finditer(text):

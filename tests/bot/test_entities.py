@@ -192,7 +192,7 @@ DATES = [
     ("我12月1日之前还清", "12月1日", "2026-12-01"),
     ("十二月十五号", "十二月十五号", "2026-12-15"),
     ("十一月三十号", "十一月三十号", "2026-11-30"),
-    ("2026年12月1日还款", "12月1日", "2026-12-01"),
+    ("2026年12月1日还款", "2026年12月1日", "2026-12-01"),
     ("15号", "15号", "2026-12-15"),  # the 15th said on the 23rd: next month
     ("还款日是15号", "15号", "2026-12-15"),
     ("十五号", "十五号", "2026-12-15"),
@@ -671,3 +671,22 @@ def test_combined_message(now):
 
 def test_extract_defaults_now_to_current_time():
     assert [e.entity for e in extract("明天还两千五")] == ["date", "amount"]
+
+
+@pytest.mark.parametrize("text, value", [
+    ("CP20261122-0007", "CP20261122-0007"),
+    ("投诉编号cp20261122-0007怎么样了", "CP20261122-0007"),
+    ("帮我查一下RP20261123-0001", "RP20261123-0001"),
+    ("申请号 rp20261123-0042 批了吗", "RP20261123-0042"),
+])
+def test_reference(text, value, now):
+    assert only(text, now, "reference").value == value
+
+
+@pytest.mark.parametrize("text, value", [
+    ("2026年11月20日", "2026-11-20"),  # an explicit year is kept even in the past
+    ("2027年3月5号", "2027-03-05"),
+    ("26年12月1日还", "2026-12-01"),
+])
+def test_date_with_a_year(text, value, now):
+    assert only(text, now, "date").value == value

@@ -1,0 +1,221 @@
+"""Complaints in chat: the form, the ticket, its status and the updates staff make.
+
+complaint -> action_complaint_start -> complaint_form: category, what happened (kept verbatim),
+what the borrower wants, how to reach them. No verification is needed to complain (a wrongly
+contacted third party may complain too); a verified borrower's ticket is linked to them. The
+backend sets the reference, the 15-day deadline, the priority, links repeats within 7 days and
+pauses reminders for collection complaints; the bot tells the borrower all of it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from .account import BUSY
+from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from .formatting import day
+from .identity import split_sender, verified_customer_id
+from .knowledge import business_rules, kb
+from .plan_request import answer_plan_status, plan_reference
+from .workflows import HUMAN_BUTTONS, WorkflowForm, entity, has_any, message_text
+
+COMPLAINT_SLOTS = ("complaint_category", "complaint_description", "complaint_outcome", "complaint_contact")
+CATEGORIES = {"催收方式": "collection", "费用争议": "fees", "服务态度": "service", "信息错误": "wrong_info",
+              "隐私": "privacy", "其他": "other"}
+RE_COMPLAINT_REF = re.compile(r"(?i)CP\d{8}-\d{4}")
+_GENERIC = re.compile(r"我要|我想|我得|要|想|投诉|举报|你们|一下|客服|[\s\W_]")
+_NOTHING = re.compile(r"^(没有|没|无|没啥|没什么|都行|随便|不用|没要求|没有要求)\W*$")
+_DIGITS = re.compile(r"\d{7,}")
+
+
+def category_of(text: str, tracker: Tracker) -> str | None:
+    value = entity(tracker, "complaint_category") or next((c for c in CATEGORIES if c in text), None)
+    return CATEGORIES.get(value, value if value in CATEGORIES.values() else None)
+
+
+def telling(text: str) -> bool:
+    """Does the message say what happened (「你们催收天天打电话骚扰我」), not just 「我要投诉」?"""
+    return len(_GENERIC.sub("", text)) >= 6
+
+
+def raw_text(tracker: Tracker) -> str:
+    """The borrower's words as typed: a complaint is kept verbatim."""
+    return (tracker.latest_message.get("text") or "").strip()
+
+
+class ActionComplaintStart(Action):
+    def name(self) -> str:
+        return "action_complaint_start"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        text = message_text(tracker)
+        dispatcher.utter_message(text=kb("complaint_start"))
+        prefill = {"complaint_category": category_of(text, tracker),
+                   "complaint_description": raw_text(tracker)[:4000] if telling(text) else None}
+        return [SlotSet(s, None) for s in COMPLAINT_SLOTS] + [SlotSet("form_reasks", 0)] + [
+            SlotSet(k, v) for k, v in prefill.items() if v] + [SlotSet("workflow_next", "complaint_form")]
+
+
+class ValidateComplaintForm(WorkflowForm):
+    form = "complaint_form"
+    label = "投诉登记"
+    slots = COMPLAINT_SLOTS
+
+    async def validate_complaint_category(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
+        text = message_text(tracker) or str(value or "")
+        category = value if value in CATEGORIES.values() else category_of(text, tracker)
+        if category:
+            return self.valid(complaint_category=category)
+        if telling(text) and not tracker.get_slot("complaint_description"):
+            # They told the story instead of picking a category: keep it, file it under 其他.
+            return self.valid(complaint_category="other", complaint_description=raw_text(tracker)[:4000])
+        return self.invalid(dispatcher, tracker, "complaint_category", "请从下面的类别中选一个，拿不准就选「其他」。")
+
+    async def validate_complaint_description(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
+        text = str(value or "").strip()
+        if len(re.sub(r"[\s\W_]", "", text)) < 2:
+            return self.invalid(dispatcher, tracker, "complaint_description", "请具体说说发生了什么，我们会原文记录。")
+        return self.valid(complaint_description=text[:4000])
+
+    async def validate_complaint_outcome(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
+        text = str(value or "").strip()
+        return self.valid(complaint_outcome="-" if not text or _NOTHING.match(text) else text[:1000])
+
+    async def validate_complaint_contact(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
+        text = message_text(tracker) or str(value or "")
+        phone = entity(tracker, "phone")
+        if phone:
+            return self.valid(complaint_contact=f"电话 {phone}")
+        if _DIGITS.search(text):
+            return self.invalid(dispatcher, tracker, "complaint_contact", "这个手机号好像不完整，请输入11位手机号，或选择「在这里回复我」。")
+        if has_any(text, "contact_registered"):
+            if tracker.get_slot("verified"):
+                return self.valid(complaint_contact="登记手机号")
+            return self.invalid(dispatcher, tracker, "complaint_contact",
+                                "我们还没有核实您的身份，请留一个能联系到您的11位手机号，或选择「在这里回复我」。")
+        if has_any(text, "contact_here"):
+            return self.valid(complaint_contact="本渠道回复")
+        return self.invalid(dispatcher, tracker, "complaint_contact", "请选择「在这里回复我」，或留一个11位手机号。")
+
+
+class ActionSubmitComplaint(Action):
+    def name(self) -> str:
+        return "action_submit_complaint"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        reset = [SlotSet(s, None) for s in COMPLAINT_SLOTS] + [SlotSet("form_reasks", 0)]
+        if not tracker.get_slot("complaint_description") or not tracker.get_slot("complaint_contact"):
+            return reset  # cancelled, expired or handed over
+        client = BackendClient()
+        channel, _ = split_sender(tracker.sender_id)
+        outcome = tracker.get_slot("complaint_outcome")
+        try:
+            ticket = await client.open_complaint({
+                "conversation": tracker.sender_id, "channel": channel,
+                "customer_id": await verified_customer_id(client, tracker),
+                "category": tracker.get_slot("complaint_category") or "other",
+                "description": tracker.get_slot("complaint_description"),
+                "desired_outcome": None if outcome in (None, "-") else outcome,
+                "contact": tracker.get_slot("complaint_contact")})
+        except BackendRefused as exc:
+            dispatcher.utter_message(text=exc.message_zh)
+            return reset
+        except BackendUnavailable:
+            dispatcher.utter_message(text=BUSY + "投诉没有登记成功，请稍后再试或回复「转人工」。")
+            return reset
+        due = day(ticket["due_date"])
+        if ticket["outcome"] == "appended":
+            text = kb("complaint_appended", reference=ticket["reference"], due=due,
+                      days=business_rules()["complaints"]["link_window_days"])
+        else:
+            text = kb("complaint_filed", reference=ticket["reference"], category=ticket["category_label"], due=due)
+        if ticket["pauses_reminders"]:
+            text += kb("complaint_reminders_paused")
+        dispatcher.utter_message(text=text)
+        if ticket["offer_human"]:
+            dispatcher.utter_message(text=kb("complaint_offer_human"), buttons=HUMAN_BUTTONS)
+        return reset
+
+
+# --------------------------------------------------------------------------- status and updates
+
+def ticket_detail(ticket: dict) -> str:
+    if ticket["status"] in ("resolved", "closed") and ticket.get("resolution"):
+        return kb("complaint_status_resolved", resolution=ticket["resolution"])
+    if ticket["status"] in ("received", "in_progress"):
+        text = kb("complaint_status_open", due=day(ticket["due_date"]))
+        if ticket["extended"]:
+            text += f"（已延期，原因：{ticket['extension_reason']}）"
+        return text
+    return ""
+
+
+def complaint_reference(tracker: Tracker) -> str | None:
+    ref = entity(tracker, "reference") or next(iter(RE_COMPLAINT_REF.findall(message_text(tracker))), None)
+    return ref.upper() if ref and ref.upper().startswith("CP") else None
+
+
+class ActionAnswerComplaintStatus(Action):
+    """By reference (a ticket filed under a verified account only to that borrower), else the
+    verified borrower's latest ticket. An RP reference is a plan request: its status instead."""
+
+    def name(self) -> str:
+        return "action_answer_complaint_status"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        client = BackendClient()
+        try:
+            customer_id = await verified_customer_id(client, tracker)
+            plan_ref = plan_reference(tracker)
+            if plan_ref or (customer_id and has_any(message_text(tracker), "application")
+                            and "投诉" not in message_text(tracker)):
+                if customer_id is None:
+                    dispatcher.utter_message(text="查询还款计划申请需要先核实您的身份，请告诉我您登记的手机号。")
+                else:
+                    await answer_plan_status(dispatcher, client, customer_id, plan_ref)
+                return []
+            reference = complaint_reference(tracker)
+            if reference:
+                ticket = await client.complaint(reference)
+                if ticket is None or (ticket["customer_id"] is not None and ticket["customer_id"] != customer_id):
+                    dispatcher.utter_message(text=f"没有查到您名下编号为 {reference} 的投诉。如投诉登记在您的账户下，"
+                                                  "请先完成身份验证（告诉我您登记的手机号）再查询。")
+                    return []
+            elif customer_id is None:
+                dispatcher.utter_message(text=kb("complaint_need_reference"))
+                return []
+            else:
+                tickets = await client.customer_complaints(customer_id)
+                if not tickets:
+                    dispatcher.utter_message(text=kb("complaint_none"))
+                    return []
+                ticket = tickets[0]
+        except BackendUnavailable:
+            dispatcher.utter_message(text=BUSY)
+            return []
+        dispatcher.utter_message(text=kb("complaint_status", reference=ticket["reference"],
+                                         category=ticket["category_label"], status=ticket["status_label"],
+                                         update=ticket["last_update"], detail=ticket_detail(ticket)))
+        return []
+
+
+class ActionComplaintUpdateNotice(Action):
+    """EXTERNAL_complaint_update from the backend: a status change or an extension, told as it is now."""
+
+    def name(self) -> str:
+        return "action_complaint_update_notice"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        reference = entity(tracker, "reference")
+        try:
+            ticket = await BackendClient().complaint(reference) if reference else None
+        except BackendUnavailable:
+            return []
+        if ticket is not None:
+            dispatcher.utter_message(text=kb("complaint_update", reference=ticket["reference"],
+                                             update=ticket["last_update"], detail=ticket_detail(ticket)))
+        return []

@@ -1,0 +1,160 @@
+"""Early settlement (提前结清): the payoff quote for a date, how to pay, and the recorded intent.
+
+request_early_repayment (verified) -> action_settlement_start -> settlement_form: which loan, the
+date (today unless the borrower named one; a past date is re-asked), then the quote exactly as the
+backend's payoff endpoint computes it for that date, and whether to record the intent to settle.
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot import clock
+
+from .account import BUSY, NOT_VERIFIED
+from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from .formatting import day, loan_name, yuan
+from .identity import split_sender, verified_customer_id
+from .knowledge import kb
+from .loan_choice import loan_by_last4, open_loans, pick
+from .workflows import WorkflowForm, entity, has_any, latest_intent, message_text
+
+SETTLE_SLOTS = ("form_loan", "settle_date", "settle_confirm")
+
+
+def quote_text(loan: dict, quote: dict) -> str:
+    parts = f"本金 {yuan(quote['principal'])}、利息 {yuan(quote['interest'])}"
+    if quote["penalty_interest"] != "0.00":
+        parts += f"、罚息 {yuan(quote['penalty_interest'])}"
+    if quote["fees"] != "0.00":
+        parts += f"、费用 {yuan(quote['fees'])}"
+    parts += f"、提前结清手续费 {yuan(quote['early_settlement_fee'])}"
+    return f"如在{day(quote['settle_on'])}提前结清{loan_name(loan)}，需还款 {yuan(quote['total'])}（{parts}）。"
+
+
+class ActionSettlementStart(Action):
+    def name(self) -> str:
+        return "action_settlement_start"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        client = BackendClient()
+        try:
+            customer_id = await verified_customer_id(client, tracker)
+            loans = await open_loans(client, customer_id) if customer_id is not None else []
+        except BackendUnavailable:
+            dispatcher.utter_message(text=BUSY)
+            return [SlotSet("workflow_next", "done")]
+        if customer_id is None:
+            dispatcher.utter_message(text=NOT_VERIFIED)
+            return [SlotSet("workflow_next", "done")]
+        if not loans:
+            dispatcher.utter_message(text="您目前没有未结清的借款。")
+            return [SlotSet("workflow_next", "done")]
+        chosen = pick(loans, tracker, tracker.get_slot("loan_ref"))
+        return [SlotSet(s, None) for s in SETTLE_SLOTS] + [
+            SlotSet("form_reasks", 0), SlotSet("form_loan", chosen["loan_no_last4"] if chosen else None),
+            SlotSet("settle_date", entity(tracker, "date") or clock.today().isoformat()),
+            SlotSet("workflow_next", "settlement_form")]
+
+
+class ValidateSettlementForm(WorkflowForm):
+    form = "settlement_form"
+    label = "提前结清"
+    slots = SETTLE_SLOTS
+
+    async def validate_form_loan(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
+        try:
+            loan = pick(await open_loans(BackendClient(), int(tracker.get_slot("customer_id"))), tracker, value)
+        except BackendUnavailable:
+            return self.end(dispatcher, BUSY, "form_loan")
+        if loan is None:
+            return self.invalid(dispatcher, tracker, "form_loan", "没有找到这笔借款，请点选下面的借款或告诉我借款编号后四位。")
+        return self.valid(form_loan=loan["loan_no_last4"])
+
+    async def validate_settle_date(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
+        raw = value if _is_iso(value) else entity(tracker, "date")
+        try:
+            d = date.fromisoformat(str(raw))
+        except (TypeError, ValueError):
+            return self.invalid(dispatcher, tracker, "settle_date", "没听清结清日期，请告诉我具体哪天，例如「今天」或「12月20日」。")
+        if d < clock.today():
+            return self.invalid(dispatcher, tracker, "settle_date", "这个日期已经过去了，请告诉我今天或以后的日期。")
+        return self.valid(settle_date=d.isoformat())
+
+    async def validate_settle_confirm(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
+        text = message_text(tracker) or str(value or "")
+        new_date = entity(tracker, "date")
+        if new_date:  # 「那月底呢」: quote another date
+            checked = await self.validate_settle_date(new_date, dispatcher, tracker, domain)
+            return {**checked, "settle_confirm": None}
+        if latest_intent(tracker) == "deny" or has_any(text, "change") or text.startswith("不"):
+            return self.valid(settle_confirm="no")
+        if latest_intent(tracker) == "affirm" or has_any(text, "confirm"):
+            return self.valid(settle_confirm="yes")
+        return self.invalid(dispatcher, tracker, "settle_confirm", "请回复「登记」记录结清意向，或「不用了」只看报价。")
+
+
+def _is_iso(value: Any) -> bool:
+    try:
+        date.fromisoformat(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+async def _loan_and_quote(tracker: Tracker) -> tuple[dict, dict]:
+    client = BackendClient()
+    loan = loan_by_last4(await open_loans(client, int(tracker.get_slot("customer_id"))), tracker.get_slot("form_loan"))
+    return loan, await client.payoff(loan["id"], tracker.get_slot("settle_date"))
+
+
+class ActionAskSettleConfirm(Action):
+    """The payoff quote for the chosen date (the backend's own figure), how to pay, and the offer."""
+
+    def name(self) -> str:
+        return "action_ask_settle_confirm"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        try:
+            loan, quote = await _loan_and_quote(tracker)
+        except (BackendUnavailable, BackendRefused, TypeError):
+            dispatcher.utter_message(text=BUSY)
+            return []
+        dispatcher.utter_message(text=quote_text(loan, quote) + kb("settlement_how"))
+        dispatcher.utter_message(text="需要为您登记这次提前结清的意向吗？登记后我们会按这个日期为您准备结清。", buttons=[
+            {"title": "登记结清意向", "payload": "登记"}, {"title": "不用了", "payload": "不用了"}])
+        return []
+
+
+class ActionSubmitSettlement(Action):
+    def name(self) -> str:
+        return "action_submit_settlement"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        reset = [SlotSet(s, None) for s in SETTLE_SLOTS] + [SlotSet("form_reasks", 0)]
+        answer = tracker.get_slot("settle_confirm")
+        if answer == "no":
+            dispatcher.utter_message(text=kb("settlement_not_recorded"))
+        if answer != "yes":
+            return reset
+        client = BackendClient()
+        channel, _ = split_sender(tracker.sender_id)
+        try:
+            customer_id = int(tracker.get_slot("customer_id"))
+            loan = loan_by_last4(await open_loans(client, customer_id), tracker.get_slot("form_loan"))
+            intent = await client.record_settlement(loan["id"], {
+                "customer_id": customer_id, "conversation": tracker.sender_id, "channel": channel,
+                "settle_on": tracker.get_slot("settle_date")})
+        except BackendRefused as exc:
+            dispatcher.utter_message(text=exc.message_zh)
+            return reset
+        except (BackendUnavailable, TypeError):
+            dispatcher.utter_message(text=BUSY + "结清意向没有登记成功，请稍后再试。")
+            return reset
+        dispatcher.utter_message(text=kb("settlement_recorded", settle_on=day(intent["settle_on"]),
+                                         loan=loan_name(loan), total=yuan(intent["total"])))
+        return reset
