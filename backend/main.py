@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.routes import (
-    accounts, channels, complaints, console, conversations, handoffs, health, operations, plans, webchat,
+    accounts, channels, complaints, console, conversations, handoffs, health, operations, plans, settlements,
+    webchat,
 )
 from backend.core.clock import Clock
 from backend.core.config import Settings, get_settings, load_rules
@@ -43,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_api_token)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (health, accounts, conversations, channels, operations, webchat, handoffs, complaints, plans, console):
+    for module in (health, accounts, conversations, channels, operations, webchat, handoffs, complaints, plans,
+                   settlements, console):
         app.include_router(module.router)
     return app
 

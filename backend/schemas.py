@@ -110,6 +110,39 @@ class PayoffOut(BaseModel):
     total: Decimal
 
 
+class SettlementIntentIn(BaseModel):
+    """The borrower confirmed in chat that they intend to settle the loan early on ``settle_on``.
+    No amount: the backend computes the payoff itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: int = Field(gt=0)
+    conversation: str = Field(min_length=3, max_length=100)  # Rasa sender id "<channel>:<external id>"
+    channel: Literal["wechat", "sms", "web"]
+    settle_on: date
+
+    @model_validator(mode="after")
+    def _check(self) -> "SettlementIntentIn":
+        prefix = f"{self.channel}:"
+        if not self.conversation.startswith(prefix) or len(self.conversation) == len(prefix):
+            raise ValueError('conversation must be "<channel>:<external id>" on the given channel')
+        return self
+
+
+class SettlementIntentOut(BaseModel):
+    id: int
+    loan_id: int
+    loan_no_last4: str
+    customer_id: int
+    channel: str
+    status: Literal["recorded", "cancelled"]
+    settle_on: date
+    total: Decimal  # the payoff for settle_on, as computed when the intent was recorded
+    quote: PayoffOut
+    quoted_on: date
+    created_at: datetime
+
+
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -9,7 +9,6 @@ from backend.api.deps import DB, Rules, Today
 from backend.core.errors import AppError
 from backend.models import StaffSession
 from backend.services import staff
-from backend.services.rasa_api import RasaClient
 
 COOKIE = "console_session"
 
@@ -35,10 +34,5 @@ def csrf_checked(session: Annotated[StaffSession, Depends(current_session)],
     return session
 
 
-def get_rasa(request: Request) -> RasaClient:
-    return request.app.state.rasa
-
-
 Staff = Annotated[StaffSession, Depends(current_session)]
 StaffWrite = Annotated[StaffSession, Depends(csrf_checked)]
-Rasa = Annotated[RasaClient, Depends(get_rasa)]

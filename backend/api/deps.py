@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, rules, clock, a transactional session, and the API key check."""
+"""FastAPI dependencies: settings, rules, clock, a transactional session, the API key check and the Rasa client."""
 from __future__ import annotations
 
 import secrets
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from backend.core.clock import Clock
 from backend.core.config import BusinessRules, Settings
+from backend.services.rasa_api import RasaClient
 
 
 def get_settings(request: Request) -> Settings:
@@ -22,6 +23,10 @@ def get_rules(request: Request) -> BusinessRules:
 
 def get_clock(request: Request) -> Clock:
     return request.app.state.clock
+
+
+def get_rasa(request: Request) -> RasaClient:
+    return request.app.state.rasa
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -54,3 +59,4 @@ DB = Annotated[Session, Depends(get_db, scope="function")]
 Rules = Annotated[BusinessRules, Depends(get_rules)]
 Today = Annotated[Clock, Depends(get_clock)]
 Caller = Annotated[str, Depends(require_api_key)]
+Rasa = Annotated[RasaClient, Depends(get_rasa)]

@@ -262,6 +262,12 @@ class RepaymentPlanRules(BaseModel):
         return self
 
 
+class EarlySettlementRules(BaseModel):
+    """Early settlement (提前结清): how far ahead a borrower may record the date they intend to settle."""
+
+    intent_max_days_ahead: int = Field(default=90, ge=0)
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -276,6 +282,7 @@ class BusinessRules(BaseModel):
     service_quality: ServiceQualityRules = ServiceQualityRules()
     complaints: ComplaintRules = ComplaintRules()
     repayment_plans: RepaymentPlanRules = RepaymentPlanRules()
+    early_settlement: EarlySettlementRules = EarlySettlementRules()
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -297,6 +304,7 @@ class BusinessRules(BaseModel):
             service_quality=ServiceQualityRules(**raw.get("service_quality", {})),
             complaints=ComplaintRules(**raw.get("complaints", {})),
             repayment_plans=RepaymentPlanRules(**raw.get("repayment_plans", {})),
+            early_settlement=EarlySettlementRules(**raw.get("early_settlement", {})),
         )
 
 

@@ -10,6 +10,7 @@ from .handoff import HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from .staff import CannedReply, ConversationSession, LoginAttempt, StaffRole, StaffSession, StaffUser
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
 from .plan import PlanReason, PlanRequest, PlanStatus, PlanType
+from .settlement import SettlementIntent, SettlementIntentStatus
 
 __all__ = [
     "AuditLog", "Base", "ComplaintCategory", "ComplaintEvent", "ComplaintEventKind", "ComplaintPriority",
@@ -17,5 +18,5 @@ __all__ = [
     "StaffUser", "Channel", "ChannelIdentity", "Customer", "HandoffCase", "HandoffNote", "HandoffReason",
     "HandoffStatus", "IdentityStatus", "InboundEvent",
     "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
-    "PlanReason", "PlanRequest", "PlanStatus", "PlanType",
+    "PlanReason", "PlanRequest", "PlanStatus", "PlanType", "SettlementIntent", "SettlementIntentStatus",
 ]

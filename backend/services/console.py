@@ -24,7 +24,7 @@ from backend.models import (
 from backend.models.complaint import CATEGORY_LABELS, STATUS_LABELS
 from backend.models.plan import PLAN_STATUS_LABELS, PLAN_TYPE_LABELS
 
-from . import accounts, audit, complaints, handoff, plans
+from . import accounts, audit, complaints, handoff, plans, settlements
 from .masking import last4, mask_name, mask_numbers, mask_phone
 from .rasa_api import RasaClient
 
@@ -84,13 +84,15 @@ def transcript(events: list[dict], tz: ZoneInfo) -> list[dict]:
 # --------------------------------------------------------------------------- customer panel
 
 def customer_panel(db: Session, rules: BusinessRules, customer_id: int | None, today: date) -> dict | None:
-    """Masked identity, loans with what is due, segment, promises, and the customer's repayment-plan
-    requests and complaint tickets (newest first, short: reference, type or category, status)."""
+    """Masked identity, loans with what is due, segment, promises, early-settlement intents (date and
+    the payoff quoted), and the customer's repayment-plan requests and complaint tickets (newest first,
+    short: reference, type or category, status)."""
     if customer_id is None:
         return None
     c = accounts.get_customer(db, customer_id)
-    loans = []
+    loans, loan_no = [], {}
     for loan in accounts.loans_of(db, customer_id):
+        loan_no[loan.id] = loan.loan_no
         s = accounts.loan_summary(loan, rules, today)
         loans.append({
             "loan_no_last4": s.loan_no_last4, "product_name": s.product_name, "status": s.status,
@@ -107,6 +109,10 @@ def customer_panel(db: Session, rules: BusinessRules, customer_id: int | None, t
         "risk_tier": c.risk_tier, "value_tier": c.value_tier, "preferred_channel": c.preferred_channel.value,
         "loans": loans,
         "promises": [{"promised_date": p.promised_date.isoformat(), "amount": str(p.amount)} for p in promises],
+        "settlement_intents": [
+            {"loan_no_last4": loan_no[i.loan_id][-4:], "settle_on": i.settle_on.isoformat(),
+             "total": str(i.quoted_total), "recorded_on": plans._local(i.created_at, rules).date().isoformat()}
+            for i in settlements.of_customer(db, customer_id, recorded_only=True)],
         "plan_requests": [
             {"reference": r.reference, "plan_type": r.plan_type.value, "plan_type_label": PLAN_TYPE_LABELS[r.plan_type],
              "months": r.months, "status": r.status.value, "status_label": PLAN_STATUS_LABELS[r.status],

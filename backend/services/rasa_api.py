@@ -3,7 +3,8 @@
 Staff replies are appended to the tracker as ``bot`` events with ``execute_side_effects`` and the
 borrower's ``output_channel``, so they reach WeChat, SMS or the web chat the way bot messages do
 and are part of the transcript. "Return to assistant" resumes the conversation and triggers
-EXTERNAL_handoff_closed (the bot then asks for a rating).
+EXTERNAL_handoff_closed (the bot then asks for a rating). Decisions on plan requests and complaint
+tickets trigger an EXTERNAL_* intent so the bot itself words the notice (backend.services.notices).
 """
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ class RasaClient:
     def hand_back(self, conversation: str, channel: str, case_id: int) -> None:
         """Resume the conversation, then let the bot ask for a rating on the borrower's channel."""
         self._call("POST", conversation, "tracker/events", json={"event": "resume"})
-        self._call("POST", conversation, "trigger_intent",
-                   params={"output_channel": OUTPUT_CHANNEL[channel]},
-                   json={"name": "EXTERNAL_handoff_closed", "entities": {"case_id": case_id}})
+        self.trigger_intent(conversation, channel, "EXTERNAL_handoff_closed", {"case_id": case_id})
+
+    def trigger_intent(self, conversation: str, channel: str, intent: str, entities: dict) -> dict:
+        """Run an external intent in the borrower's conversation; the bot answers on their channel."""
+        return self._call("POST", conversation, "trigger_intent",
+                          params={"output_channel": OUTPUT_CHANNEL[channel]},
+                          json={"name": intent, "entities": entities})

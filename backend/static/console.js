@@ -90,6 +90,8 @@
       c.card ? el("p", {}, `还款卡：${c.card}`) : "",
       el("h3", {}, "借款"), el("ul", {}, ...loans),
       el("h3", {}, "还款承诺"), el("ul", {}, ...(c.promises.length ? c.promises.map((p) => el("li", {}, `${p.promised_date} ¥${p.amount}`)) : [el("li", {}, "无")])),
+      el("h3", {}, "提前结清意向"), el("ul", {id: "customer-settlements"}, ...(c.settlement_intents.length ? c.settlement_intents.map((i) => el("li", {},
+        `尾号${i.loan_no_last4}：${i.settle_on} 结清，应还¥${i.total}（${i.recorded_on}登记）`)) : [el("li", {class: "hint"}, "无")])),
       el("h3", {}, "还款方案申请"), el("ul", {id: "customer-plans"}, ...(c.plan_requests.length ? c.plan_requests.map((r) => el("li", {},
         el("a", {href: `/console/plans/${encodeURIComponent(r.reference)}`}, r.reference),
         ` ${r.plan_type_label}${r.months ? r.months + "期" : ""} · ${r.status_label}`)) : [el("li", {class: "hint"}, "无")])),

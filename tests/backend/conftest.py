@@ -3,7 +3,8 @@
 * ``db_url``: a freshly migrated database (real Alembic migrations), once on SQLite and once on
   PostgreSQL (127.0.0.1:5432, user postgres). One database per test module; the PostgreSQL
   parameter is skipped only if the server cannot be reached.
-* ``app`` / ``client``: the real FastAPI app from ``create_app`` with a pinned business date.
+* ``app`` / ``client``: the real FastAPI app from ``create_app`` with a pinned business date and a
+  Rasa URL where nothing listens (tests of what is sent to Rasa use fake_rasa.FakeRasa).
 * ``book``: inserts customers, identities and loans (schedules from money.amortize) straight
   through the app's sessionmaker (see testkit.Book).
 """
@@ -63,8 +64,13 @@ def db_url(request, tmp_path_factory):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# Nothing listens on port 9: a test that does not bring its own Rasa (fake_rasa) never reaches a real one.
+UNREACHABLE_RASA = "http://127.0.0.1:9"
+
+
 def make_settings(url: str, frozen: str = TODAY.isoformat()) -> Settings:
-    return Settings(DATABASE_URL=url, BACKEND_API_KEYS=f"actions:{API_KEY}", APP_FROZEN_DATE=frozen)
+    return Settings(DATABASE_URL=url, BACKEND_API_KEYS=f"actions:{API_KEY}", APP_FROZEN_DATE=frozen,
+                    RASA_URL=UNREACHABLE_RASA, RASA_API_TOKEN="unreachable")
 
 
 @pytest.fixture(scope="module")

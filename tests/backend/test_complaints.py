@@ -100,6 +100,14 @@ def act(client, ref: str, action: str, **data):
     return post(client, f"{BASE}/{ref}/{action}", {"by": "alice", **data})
 
 
+def failed_notice(ref: str, actor: str, ticket_id: str, channel: str = "wechat") -> tuple:
+    """The audit row of a change's notice to the borrower: Rasa is unreachable in this module
+    (tests/backend/test_notices.py checks what is sent when it answers)."""
+    return (actor, "notice_failed", "complaint_ticket", ticket_id, {
+        "reference": ref, "intent": "EXTERNAL_complaint_update", "channel": channel, "via": "actions",
+        "error": "ConnectError"})
+
+
 def events(ticket: dict) -> list[tuple]:
     return [(e["kind"], e["actor"], e["from_status"], e["to_status"], e["channel"], e["note"]) for e in ticket["events"]]
 
@@ -334,7 +342,7 @@ def test_extension_once_with_a_reason_up_to_60_days(app, client, clock):
     assert row.extension_reason == "需调取通话录音，客户电话138****5678"
     assert audit_since(app, audit_from) == [("alice", "complaint.extended", "complaint_ticket", str(row.id), {
         "reference": ref, "from_due_at": "2026-12-08T10:00:00+08:00", "due_at": "2027-01-22T10:00:00+08:00",
-        "via": "actions"})]
+        "via": "actions"}), failed_notice(ref, "alice", str(row.id))]
 
     frozen, before = snapshot(app, ref), counts(app)
     assert_error(act(client, ref, "extend", reason="还需要时间", due_date="2027-01-20"), 409, "already_extended")
@@ -507,12 +515,16 @@ def test_every_change_is_audited_with_its_actor(app, client, clock, book):
     assert [(actor, action, etype, eid) for actor, action, etype, eid, _ in rows] == [
         ("actions", "complaint.opened", "complaint_ticket", tid),
         ("alice", "complaint.started", "complaint_ticket", tid),
+        ("alice", "notice_failed", "complaint_ticket", tid),  # each change is told to the borrower
         ("carol", "complaint.extended", "complaint_ticket", tid),
-        ("dave", "complaint.reminders_cleared", "complaint_ticket", tid),
+        ("carol", "notice_failed", "complaint_ticket", tid),
+        ("dave", "complaint.reminders_cleared", "complaint_ticket", tid),  # not a status change: no notice
         ("carol", "complaint.resolved", "complaint_ticket", tid),
+        ("carol", "notice_failed", "complaint_ticket", tid),
     ]
     assert rows[1][4] == {"reference": ref, "via": "actions"}
-    assert rows[4][4] == {"reference": ref, "from_status": "in_progress", "via": "actions"}
+    assert rows[2] == failed_notice(ref, "alice", tid)
+    assert rows[6][4] == {"reference": ref, "from_status": "in_progress", "via": "actions"}
     detail = ok(get(client, f"{BASE}/{ref}"))
     assert [(e[0], e[1]) for e in events(detail)] == [
         ("opened", "customer"), ("reminders_paused", "customer"), ("started", "alice"), ("extended", "carol"),

@@ -271,7 +271,8 @@ def test_an_agent_cannot_approve_above_the_supervisor_amount_and_a_supervisor_ca
         assert db.scalar(select(PlanRequest.decided_role).where(PlanRequest.reference == ref)) == "supervisor"
     assert [row for row in audit_since(app, before) if not row[1].endswith(".viewed")] == [
         ("agent1", "plan_request.review_started", ref, "console"),
-        ("supervisor1", "plan_request.approved", ref, "console")]
+        ("supervisor1", "plan_request.approved", ref, "console"),
+        ("supervisor1", "notice_failed", ref, "console")]  # Rasa is unreachable here: the approval stands
     # 40,000.00 over 24 from 2026-11-13: A = q2(400 * 1.01^24 / (1.01^24 - 1)) = q2(1882.9386..) = 1882.94
     new = schedule(client, loan.id)
     assert len(new) == 24 and new[0] == (1, "2026-12-13", "1482.94", "400.00", "0.00", "1882.94", "pending")
@@ -318,7 +319,7 @@ def test_rejecting_needs_a_reason(app, client, clock, book):
     assert (rejected["status"], rejected["status_label"], rejected["decided_by"], rejected["decision_reason"]) == (
         "rejected", "未批准", "agent1", "无法核实收入，客户电话138****5678")
     assert [row for row in audit_since(app, before) if not row[1].endswith(".viewed")] == [
-        ("agent1", "plan_request.rejected", ref, "console")]
+        ("agent1", "plan_request.rejected", ref, "console"), ("agent1", "notice_failed", ref, "console")]
     assert schedule(client, loan.id)[1][6] == "overdue"  # the schedule is untouched
 
 
@@ -362,9 +363,9 @@ def test_complaint_transitions_are_audited_with_the_staff_member(app, client, cl
         "paused": False, "references": []}
 
     assert [row for row in audit_since(app, before) if not row[1].endswith(".viewed")] == [
-        ("agent1", "complaint.started", fees, "console"),
-        ("agent1", "complaint.resolved", fees, "console"),
-        ("supervisor1", "complaint.closed", service, "console"),
+        ("agent1", "complaint.started", fees, "console"), ("agent1", "notice_failed", fees, "console"),
+        ("agent1", "complaint.resolved", fees, "console"), ("agent1", "notice_failed", fees, "console"),
+        ("supervisor1", "complaint.closed", service, "console"), ("supervisor1", "notice_failed", service, "console"),
         ("agent1", "complaint.reminders_cleared", collection, "console")]
     assert ok(client.get(f"/api/v1/complaints/{fees}", headers=HEADERS))["status"] == "resolved"
 
@@ -385,7 +386,8 @@ def test_an_extension_needs_a_reason(app, client, clock):
         True, "等待第三方回复", "2027-01-10T10:00:00+08:00", "2027-01-10")
     assert (extended["events"][-1]["kind"], extended["events"][-1]["actor"]) == ("extended", "agent1")
     error(write(a1, f"/complaints/{ref}/extend", {"reason": "再延一次"}), 409, "already_extended")
-    assert audit_since(app, before) == [("agent1", "complaint.extended", ref, "console")]
+    assert audit_since(app, before) == [("agent1", "complaint.extended", ref, "console"),
+                                        ("agent1", "notice_failed", ref, "console")]
     detail = ok(a1.get(f"/console/api/complaints/{ref}"))
     # from 2026-11-23 10:00 to 2027-01-10 10:00: 48 days
     assert (detail["seconds_remaining"], detail["overdue"]) == (48 * 86400, False)

@@ -95,6 +95,13 @@ def audit_since(app, after: int) -> list[tuple]:
                 for a in db.scalars(select(AuditLog).where(AuditLog.id > after).order_by(AuditLog.id))]
 
 
+def failed_notice(ref: str, actor: str) -> tuple:
+    """The audit row of a decision's notice to the borrower: Rasa is unreachable in this module
+    (tests/backend/test_notices.py checks what is sent when it answers)."""
+    return (actor, "notice_failed", "plan_request", {"reference": ref, "intent": "EXTERNAL_plan_decision",
+                                                     "channel": "web", "via": "actions", "error": "ConnectError"})
+
+
 def rows(figures: dict) -> list[tuple]:
     return [(r["seq"], r["due_date"], r["principal"], r["interest"], r["fee"], r["total"]) for r in figures["schedule"]]
 
@@ -521,7 +528,7 @@ def test_states_and_their_refusals(app, client, clock, book):
         "rejected", "未批准", "bob", "2026-11-23T12:00:00+08:00", "请补充收入证明后重新申请，客户卡号****0123")
     assert loan_rows(app, loan.id) == state  # a rejection leaves the loan alone
     assert audit_since(app, audit_from) == [("bob", "plan_request.rejected", "plan_request", {
-        "reference": ref, "loan_id": loan.id, "role": "agent", "via": "actions"})]
+        "reference": ref, "loan_id": loan.id, "role": "agent", "via": "actions"}), failed_notice(ref, "bob")]
 
     frozen, before = stored(app, ref), counts(app)
     for action, data in (("review", {"by": "alice"}), ("approve", {"by": "bob", "role": "supervisor"}),
@@ -612,7 +619,7 @@ def test_approval_replaces_the_schedule(app, client, clock, book):
     assert audit_since(app, audit_from) == [("bob", "plan_request.approved", "plan_request", {
         "reference": ref, "loan_id": loan.id, "plan_type": "instalment", "months": 6, "role": "agent",
         "amount": "5155.52", "quoted_amount": "5155.52", "replaced_instalments": [2, 3, 4, 5, 6],
-        "new_instalments": 6, "loan_status": "restructured", "via": "actions"})]
+        "new_instalments": 6, "loan_status": "restructured", "via": "actions"}), failed_notice(ref, "bob")]
     # a payment on the new schedule goes to the first new instalment
     paid = ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
                           json={"amount": "888.81", "method": "alipay", "reference": f"PLAN{loan.id:06d}"}), 201)
@@ -755,5 +762,5 @@ def test_audit_trail_names_each_actor(app, client, clock, book):
     ok(approve(client, ref, by="bob", role="supervisor"))
     assert [(actor, action) for actor, action, _, _ in audit_since(app, audit_from)] == [
         ("actions", "plan_request.submitted"), ("alice", "plan_request.review_started"),
-        ("bob", "plan_request.approved")]
+        ("bob", "plan_request.approved"), ("bob", "notice_failed")]
     assert audit_since(app, audit_from)[1][3] == {"reference": ref, "via": "actions"}

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from backend.models import (
@@ -210,3 +212,13 @@ def local(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
     return dt.replace(tzinfo=SHANGHAI) if dt.tzinfo is None else dt.astimezone(SHANGHAI)
+
+
+def console_sign_in(app, username: str, password: str) -> TestClient:
+    """A browser signed in to the staff console; ``.csrf`` holds the session's CSRF token."""
+    c = TestClient(app, follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text).group(1)
+    r = c.post("/console/login", data={"username": username, "password": password, "csrf": csrf})
+    assert r.status_code == 303, r.text
+    c.csrf = re.search(r'data-csrf="([^"]+)"', c.get("/console").text).group(1)
+    return c

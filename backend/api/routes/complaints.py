@@ -1,7 +1,8 @@
 """Complaint tickets: the bot files them and looks them up; staff work them.
 
 Until staff sign in, the service caller names the staff member in the request body (``by``), as
-the handoff routes do. Rules and the linking behaviour: backend.services.complaints.
+the handoff routes do. Rules and the linking behaviour: backend.services.complaints. Every status
+change and an extension is told to the borrower on their channel (backend.services.notices).
 """
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from backend.api.deps import DB, Caller, Rules, Today
+from backend.api.deps import DB, Caller, Rasa, Rules, Today
 from backend.models import ComplaintStatus
 from backend.schemas import (
     ComplaintByIn, ComplaintCloseIn, ComplaintDetailOut, ComplaintExtendIn, ComplaintIn, ComplaintListItem,
     ComplaintOpenedOut, ComplaintOut, ComplaintResolveIn, ComplaintStatusName, ReminderPauseOut,
 )
-from backend.services import complaints
+from backend.services import complaints, notices
 
 router = APIRouter(prefix="/api/v1", tags=["complaints"])
 
@@ -59,29 +60,40 @@ def reminder_pause(customer_id: int, db: DB, _: Caller) -> ReminderPauseOut:
     return ReminderPauseOut(paused=bool(refs), references=refs)
 
 
+def _told(db, rules, rasa, ticket, by: str, caller: str) -> ComplaintDetailOut:
+    """The ticket as decided, after telling the borrower (a failed notice is audited; the change stands)."""
+    out = complaints.detail_out(db, rules, ticket)
+    notices.complaint_updated(db, rasa, ticket, by, caller)
+    return out
+
+
 @router.post("/complaints/{reference}/start", response_model=ComplaintDetailOut)
-def start(reference: str, data: ComplaintByIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+def start(reference: str, data: ComplaintByIn, db: DB, rules: Rules, clock: Today, caller: Caller,
+          rasa: Rasa):
     ticket = complaints.start(db, rules, reference, data.by, clock.now(), caller)
-    return complaints.detail_out(db, rules, ticket)
+    return _told(db, rules, rasa, ticket, data.by, caller)
 
 
 @router.post("/complaints/{reference}/resolve", response_model=ComplaintDetailOut)
-def resolve(reference: str, data: ComplaintResolveIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+def resolve(reference: str, data: ComplaintResolveIn, db: DB, rules: Rules, clock: Today, caller: Caller,
+            rasa: Rasa):
     ticket = complaints.resolve(db, rules, reference, data.by, data.resolution, clock.now(), caller)
-    return complaints.detail_out(db, rules, ticket)
+    return _told(db, rules, rasa, ticket, data.by, caller)
 
 
 @router.post("/complaints/{reference}/close", response_model=ComplaintDetailOut)
-def close(reference: str, data: ComplaintCloseIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+def close(reference: str, data: ComplaintCloseIn, db: DB, rules: Rules, clock: Today, caller: Caller,
+          rasa: Rasa):
     ticket = complaints.close(db, rules, reference, data.by, data.note, clock.now(), caller)
-    return complaints.detail_out(db, rules, ticket)
+    return _told(db, rules, rasa, ticket, data.by, caller)
 
 
 @router.post("/complaints/{reference}/extend", response_model=ComplaintDetailOut)
-def extend(reference: str, data: ComplaintExtendIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+def extend(reference: str, data: ComplaintExtendIn, db: DB, rules: Rules, clock: Today, caller: Caller,
+           rasa: Rasa):
     """Extend the deadline once, with a required reason, to at most 60 days after receipt."""
     ticket = complaints.extend(db, rules, reference, data.by, data.reason, data.due_date, clock.now(), caller)
-    return complaints.detail_out(db, rules, ticket)
+    return _told(db, rules, rasa, ticket, data.by, caller)
 
 
 @router.post("/complaints/{reference}/clear-reminder-pause", response_model=ComplaintDetailOut)

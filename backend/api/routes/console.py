@@ -15,13 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.api.console_deps import COOKIE, Rasa, Staff, StaffWrite
-from backend.api.deps import DB, Rules, Today
+from backend.api.console_deps import COOKIE, Staff, StaffWrite
+from backend.api.deps import DB, Rasa, Rules, Today
 from backend.core.errors import AppError
 from backend.models import ComplaintStatus, PlanStatus, PlanType
 from backend.plan_schemas import PlanStatusName, PlanTypeName
 from backend.schemas import ComplaintStatusName
-from backend.services import audit, complaints, console, handoff, plans, staff
+from backend.services import audit, complaints, console, handoff, notices, plans, staff
 from backend.services.dashboard import dashboard
 from backend.services.rasa_api import RasaUnavailable
 
@@ -270,7 +270,8 @@ def api_dashboard(db: DB, rules: Rules, clock: Today, session: Staff):
 
 # --------------------------------------------------------------------------- repayment-plan requests
 # The signed-in staff member is the actor and their role comes from the session; the service checks
-# the supervisor limit, the states and the reasons, and writes the audit log.
+# the supervisor limit, the states and the reasons, and writes the audit log. Decisions are then
+# told to the borrower (backend.services.notices), as through the service API.
 
 @router.get("/console/api/plans")
 def api_plans(db: DB, rules: Rules, session: Staff,
@@ -292,22 +293,28 @@ def api_plan_review(reference: str, db: DB, rules: Rules, clock: Today, session:
     return plans.request_out(db, rules, req).model_dump(mode="json")
 
 
+def _plan_told(db, rules, rasa, req, session) -> dict:
+    out = plans.request_out(db, rules, req).model_dump(mode="json")
+    notices.plan_decided(db, rasa, req, session.staff.username, "console")
+    return out
+
+
 @router.post("/console/api/plans/{reference}/approve")
 def api_plan_approve(reference: str, data: NoteIn | None = None, *, db: DB, rules: Rules, clock: Today,
-                     session: StaffWrite):
+                     session: StaffWrite, rasa: Rasa):
     data = data or NoteIn()
     req = plans.approve(db, rules, reference, session.staff.username, session.staff.role.value, data.note,
                         clock.today(), clock.now(), "console")
-    return plans.request_out(db, rules, req).model_dump(mode="json")
+    return _plan_told(db, rules, rasa, req, session)
 
 
 @router.post("/console/api/plans/{reference}/reject")
 def api_plan_reject(reference: str, data: ReasonIn | None = None, *, db: DB, rules: Rules, clock: Today,
-                    session: StaffWrite):
+                    session: StaffWrite, rasa: Rasa):
     data = data or ReasonIn()
     req = plans.reject(db, rules, reference, session.staff.username, session.staff.role.value, data.reason,
                        clock.today(), clock.now(), "console")
-    return plans.request_out(db, rules, req).model_dump(mode="json")
+    return _plan_told(db, rules, rasa, req, session)
 
 
 # --------------------------------------------------------------------------- complaint tickets
@@ -329,34 +336,43 @@ def _ticket(db, rules, ticket) -> dict:
     return complaints.detail_out(db, rules, ticket).model_dump(mode="json")
 
 
+def _ticket_told(db, rules, rasa, ticket, session) -> dict:
+    """A status change or an extension: the ticket, after telling the borrower."""
+    out = _ticket(db, rules, ticket)
+    notices.complaint_updated(db, rasa, ticket, session.staff.username, "console")
+    return out
+
+
 @router.post("/console/api/complaints/{reference}/start")
-def api_complaint_start(reference: str, db: DB, rules: Rules, clock: Today, session: StaffWrite):
-    return _ticket(db, rules, complaints.start(db, rules, reference, session.staff.username, clock.now(), "console"))
+def api_complaint_start(reference: str, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
+    ticket = complaints.start(db, rules, reference, session.staff.username, clock.now(), "console")
+    return _ticket_told(db, rules, rasa, ticket, session)
 
 
 @router.post("/console/api/complaints/{reference}/resolve")
 def api_complaint_resolve(reference: str, data: ResolveIn | None = None, *, db: DB, rules: Rules, clock: Today,
-                          session: StaffWrite):
+                          session: StaffWrite, rasa: Rasa):
     data = data or ResolveIn()
-    return _ticket(db, rules, complaints.resolve(db, rules, reference, session.staff.username, data.resolution,
-                                                 clock.now(), "console"))
+    ticket = complaints.resolve(db, rules, reference, session.staff.username, data.resolution, clock.now(), "console")
+    return _ticket_told(db, rules, rasa, ticket, session)
 
 
 @router.post("/console/api/complaints/{reference}/close")
 def api_complaint_close(reference: str, data: NoteIn | None = None, *, db: DB, rules: Rules, clock: Today,
-                        session: StaffWrite):
+                        session: StaffWrite, rasa: Rasa):
     data = data or NoteIn()
     note = data.note.strip() if data.note and data.note.strip() else None
-    return _ticket(db, rules, complaints.close(db, rules, reference, session.staff.username, note, clock.now(),
-                                               "console"))
+    ticket = complaints.close(db, rules, reference, session.staff.username, note, clock.now(), "console")
+    return _ticket_told(db, rules, rasa, ticket, session)
 
 
 @router.post("/console/api/complaints/{reference}/extend")
 def api_complaint_extend(reference: str, data: ExtendIn | None = None, *, db: DB, rules: Rules, clock: Today,
-                         session: StaffWrite):
+                         session: StaffWrite, rasa: Rasa):
     data = data or ExtendIn()
-    return _ticket(db, rules, complaints.extend(db, rules, reference, session.staff.username, data.reason,
-                                                data.due_date, clock.now(), "console"))
+    ticket = complaints.extend(db, rules, reference, session.staff.username, data.reason, data.due_date, clock.now(),
+                               "console")
+    return _ticket_told(db, rules, rasa, ticket, session)
 
 
 @router.post("/console/api/complaints/{reference}/clear-reminder-pause")

@@ -1,7 +1,8 @@
 """Repayment-plan (hardship) requests: the bot quotes and files them; staff review and decide.
 
 Until staff sign in, the service caller names the staff member (and their role) in the request
-body, as the complaint and handoff routes do. Formulas and rules: backend.services.plans.
+body, as the complaint and handoff routes do. Formulas and rules: backend.services.plans. An approval
+or rejection is then told to the borrower on their channel (backend.services.notices).
 """
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from backend.api.deps import DB, Caller, Rules, Today
+from backend.api.deps import DB, Caller, Rasa, Rules, Today
 from backend.models import PlanStatus, PlanType
 from backend.plan_schemas import (
     PlanApproveIn, PlanQuoteOut, PlanRejectIn, PlanRequestIn, PlanRequestOut, PlanReviewIn, PlanStatusName,
     PlanTypeName, PlanWithdrawIn,
 )
-from backend.services import plans
+from backend.services import notices, plans
 
 router = APIRouter(prefix="/api/v1", tags=["repayment plans"])
 
@@ -72,15 +73,19 @@ def review(reference: str, data: PlanReviewIn, db: DB, rules: Rules, clock: Toda
 
 
 @router.post("/plan-requests/{reference}/approve", response_model=PlanRequestOut)
-def approve(reference: str, data: PlanApproveIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+def approve(reference: str, data: PlanApproveIn, db: DB, rules: Rules, clock: Today, caller: Caller, rasa: Rasa):
     """Approve (a supervisor above the configured amount): the plan, recomputed for today, replaces the
-    loan's unpaid schedule."""
+    loan's unpaid schedule. The borrower is told (a failed notice is audited, the approval stands)."""
     req = plans.approve(db, rules, reference, data.by, data.role, data.note, clock.today(), clock.now(), caller)
-    return plans.request_out(db, rules, req)
+    out = plans.request_out(db, rules, req)
+    notices.plan_decided(db, rasa, req, data.by, caller)
+    return out
 
 
 @router.post("/plan-requests/{reference}/reject", response_model=PlanRequestOut)
-def reject(reference: str, data: PlanRejectIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+def reject(reference: str, data: PlanRejectIn, db: DB, rules: Rules, clock: Today, caller: Caller, rasa: Rasa):
     """Reject with a reason (required; told to the borrower)."""
     req = plans.reject(db, rules, reference, data.by, data.role, data.reason, clock.today(), clock.now(), caller)
-    return plans.request_out(db, rules, req)
+    out = plans.request_out(db, rules, req)
+    notices.plan_decided(db, rasa, req, data.by, caller)
+    return out

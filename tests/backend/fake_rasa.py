@@ -1,0 +1,97 @@
+"""A fake Rasa HTTP API on 127.0.0.1 for the backend tests: it accepts what the backend's RasaClient
+sends (POST /conversations/{id}/trigger_intent and /tracker/events, GET /tracker), checks the token
+as Rasa does (401 otherwise), answers like Rasa and records every request with its raw path, so a
+test can assert the exact request (the conversation id keeps ':' and '+' unescaped).
+
+    with FakeRasa("token") as rasa:
+        app.state.rasa = RasaClient(rasa.url, "token")
+        ...
+        assert rasa.requests[-1].json == {...}
+
+``status`` makes it answer with an error instead (a Rasa that is up but failing); ``paused`` answers as
+for a conversation paused for staff (Rasa then stores the event but runs no action); ``on_request``
+is called with each request before the answer, e.g. to look at the database at that moment.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # raw, as it arrived (percent-encoding kept)
+    query: dict[str, str]
+    json: Any
+    status: int
+    seen: Any = None  # what on_request returned
+
+
+class FakeRasa:
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.status = 200
+        self.paused = False
+        self.on_request: Callable[[Request], Any] | None = None
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-rasa", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "FakeRasa":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def take(self) -> list[Request]:
+        """The requests so far, oldest first; forgets them."""
+        with self._lock:
+            taken, self.requests = self.requests, []
+            return taken
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                status = 401 if query.get("token") != fake.token else fake.status
+                req = Request(self.command, parts.path, query, body, status)
+                if fake.on_request is not None:
+                    req.seen = fake.on_request(req)
+                with fake._lock:
+                    fake.requests.append(req)
+                sender = parts.path.split("/")[2] if parts.path.startswith("/conversations/") else ""
+                answer = ({"tracker": {"sender_id": sender, "paused": fake.paused, "events": []}} if status == 200
+                          else {"version": "3.6.21", "status": "failure", "reason": "fake", "code": status})
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _serve
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        return Handler

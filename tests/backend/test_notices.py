@@ -1,0 +1,278 @@
+"""Decisions told to the borrower (backend.services.notices): after a plan request is approved or
+rejected, and after a complaint ticket is started, resolved, closed or extended, through the service
+API and through the console, the backend asks Rasa (a fake Rasa HTTP server on 127.0.0.1, tests/backend/
+fake_rasa.py) to trigger an external intent in the borrower's conversation, on their channel:
+
+    POST /conversations/<conversation>/trigger_intent?token=<token>&output_channel=<socketio|wechat|sms>
+    {"name": "EXTERNAL_plan_decision" | "EXTERNAL_complaint_update", "entities": {"reference": "<ref>"}}
+
+The decision is committed before the request reaches Rasa; Rasa down or failing, or the conversation
+paused for staff, leaves the decision standing (200, the decided record) with a ``notice_failed``
+audit row and a log line without personal data; anything that is not a
+decision (review, withdrawal, clearing the reminder pause, a refused change) sends nothing.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import select
+
+from backend.core.clock import SHANGHAI
+from backend.models import ComplaintTicket, PlanRequest
+from backend.services import staff
+from backend.services.rasa_api import RasaClient
+from fake_rasa import FakeRasa
+from testkit import HEADERS, ManualClock, assert_error, audit_since, console_sign_in, last_audit_id, ok
+
+T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
+TOKEN = "rasa-test-token"
+PASSWORD = "console-test-pass-1"
+OUTPUT = {"web": "socketio", "wechat": "wechat", "sms": "sms"}
+PLAN, COMPLAINT = "EXTERNAL_plan_decision", "EXTERNAL_complaint_update"
+
+
+# --------------------------------------------------------------------------- fixtures and helpers
+
+@pytest.fixture(scope="module")
+def fake_rasa():
+    with FakeRasa(TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def people(app):
+    with app.state.sessionmaker() as db:
+        staff.create_user(db, "agent1", "客服小王", "agent", PASSWORD, T0, "test")
+        db.commit()
+
+
+@pytest.fixture
+def rasa(app, people, fake_rasa):
+    """The app talks to the fake Rasa (answering 200) with a clock at T0; restored afterwards."""
+    original_rasa, original_clock = app.state.rasa, app.state.clock
+    app.state.rasa, app.state.clock = RasaClient(fake_rasa.url, TOKEN), ManualClock(T0)
+    fake_rasa.status, fake_rasa.paused, fake_rasa.on_request = 200, False, None
+    fake_rasa.take()
+    yield fake_rasa
+    app.state.rasa, app.state.clock = original_rasa, original_clock
+
+
+def conversation(cust, channel: str) -> str:
+    return {"web": f"web:{cust.id}", "wechat": f"wechat:{cust.wechat_id}", "sms": f"sms:{cust.sms_id}"}[channel]
+
+
+def trigger(conv: str, channel: str, intent: str, ref: str) -> tuple:
+    """The exact request Rasa must receive."""
+    return ("POST", f"/conversations/{conv}/trigger_intent", {"token": TOKEN, "output_channel": OUTPUT[channel]},
+            {"name": intent, "entities": {"reference": ref}})
+
+
+def received(fake: FakeRasa) -> list[tuple]:
+    return [(r.method, r.path, r.query, r.json) for r in fake.take()]
+
+
+def plan_status(app, ref: str) -> str:
+    with app.state.sessionmaker() as db:
+        return db.scalar(select(PlanRequest.status).where(PlanRequest.reference == ref)).value
+
+
+def ticket_state(app, ref: str) -> tuple[str, bool]:
+    with app.state.sessionmaker() as db:
+        t = db.scalar(select(ComplaintTicket).where(ComplaintTicket.reference == ref))
+        return t.status.value, t.extended
+
+
+def plan_under_review(client, book, channel: str) -> tuple[str, str]:
+    """A borrower's plan request on the channel, under review; (reference, conversation)."""
+    cust = book.customer("周立")
+    loan = book.loan(cust.id, "6000", "0.12", 12, date(2026, 7, 13), paid=4)
+    conv = conversation(cust, channel)
+    ref = ok(client.post("/api/v1/plan-requests", headers=HEADERS, json={
+        "conversation": conv, "channel": channel, "customer_id": cust.id, "loan_id": loan.id,
+        "reason_category": "income_drop", "plan_type": "instalment", "months": 12}), 201)["reference"]
+    ok(client.post(f"/api/v1/plan-requests/{ref}/review", headers=HEADERS, json={"by": "alice"}))
+    return ref, conv
+
+
+def complaint(client, book, channel: str, category: str = "fees") -> tuple[str, str]:
+    cust = book.customer("吴芳")
+    conv = conversation(cust, channel)
+    ref = ok(client.post("/api/v1/complaints", headers=HEADERS, json={
+        "conversation": conv, "channel": channel, "customer_id": cust.id, "category": category,
+        "description": "多收了我一笔服务费"}), 201)["reference"]
+    return ref, conv
+
+
+class Staff:
+    """Decisions the way each caller makes them: the bot-side service API or the signed-in console."""
+
+    def __init__(self, app, client, via: str) -> None:
+        self.via, self.client = via, client
+        self.console = console_sign_in(app, "agent1", PASSWORD) if via == "console" else None
+        self.actor = "agent1" if via == "console" else "bob"
+
+    def plan(self, ref: str, action: str, **data):
+        if self.console:
+            return self.console.post(f"/console/api/plans/{ref}/{action}", json=data,
+                                     headers={"X-CSRF-Token": self.console.csrf})
+        return self.client.post(f"/api/v1/plan-requests/{ref}/{action}", headers=HEADERS,
+                                json={"by": self.actor, "role": "agent", **data})
+
+    def ticket(self, ref: str, action: str, **data):
+        if self.console:
+            return self.console.post(f"/console/api/complaints/{ref}/{action}", json=data or None,
+                                     headers={"X-CSRF-Token": self.console.csrf})
+        return self.client.post(f"/api/v1/complaints/{ref}/{action}", headers=HEADERS,
+                                json={"by": self.actor, **data})
+
+
+def notice_rows(app, after: int) -> list[tuple]:
+    return [row for row in audit_since(app, after) if row[1].startswith("notice_")]
+
+
+def sent(actor: str, entity: str, ref: str, intent: str, channel: str, via: str) -> tuple:
+    return (actor, "notice_sent", entity, {"reference": ref, "intent": intent, "channel": channel, "via": via})
+
+
+# --------------------------------------------------------------------------- what is sent
+
+@pytest.mark.parametrize("via, channel", [("actions", "web"), ("console", "wechat"), ("actions", "sms")])
+def test_an_approval_is_told_after_it_is_committed(app, client, book, rasa, via, channel):
+    ref, conv = plan_under_review(client, book, channel)
+    who = Staff(app, client, via)
+    rasa.take()
+    rasa.on_request = lambda r: plan_status(app, r.json["entities"]["reference"])
+    after = last_audit_id(app)
+    got = ok(who.plan(ref, "approve", note="同意"))
+    assert got["status"] == "approved"
+    requests = rasa.take()
+    assert [(r.method, r.path, r.query, r.json) for r in requests] == [trigger(conv, channel, PLAN, ref)]
+    assert requests[0].seen == "approved"  # already committed when Rasa was asked
+    with app.state.sessionmaker() as db:
+        req_id = db.scalar(select(PlanRequest.id).where(PlanRequest.reference == ref))
+    assert [(a, act, et, eid) for a, act, et, eid, _ in audit_since(app, after)][-2:] == [
+        (who.actor, "plan_request.approved", "plan_request", str(req_id)),
+        (who.actor, "notice_sent", "plan_request", str(req_id))]
+    assert [(a, act, et, d) for a, act, et, _, d in notice_rows(app, after)] == [
+        sent(who.actor, "plan_request", ref, PLAN, channel, "console" if via == "console" else "actions")]
+
+
+@pytest.mark.parametrize("via, channel", [("actions", "wechat"), ("console", "sms"), ("console", "web")])
+def test_a_rejection_is_told(app, client, book, rasa, via, channel):
+    ref, conv = plan_under_review(client, book, channel)
+    who = Staff(app, client, via)
+    rasa.take()
+    rasa.on_request = lambda r: plan_status(app, r.json["entities"]["reference"])
+    got = ok(who.plan(ref, "reject", reason="收入证明不足"))
+    assert (got["status"], got["decision_reason"]) == ("rejected", "收入证明不足")
+    requests = rasa.take()
+    assert [(r.method, r.path, r.query, r.json) for r in requests] == [trigger(conv, channel, PLAN, ref)]
+    assert requests[0].seen == "rejected"
+
+
+def test_the_sms_conversation_id_keeps_its_plus_sign(app, client, book, rasa):
+    ref, conv = complaint(client, book, "sms")
+    ok(Staff(app, client, "actions").ticket(ref, "start"))
+    (request,) = rasa.take()
+    assert conv.startswith("sms:+86") and request.path == f"/conversations/{conv}/trigger_intent"
+
+
+@pytest.mark.parametrize("via", ["actions", "console"])
+def test_each_complaint_change_and_the_extension_is_told(app, client, book, rasa, via):
+    ref, conv = complaint(client, book, "sms")
+    other, other_conv = complaint(client, book, "wechat", "service")
+    anon = f"web:anon-{uuid.uuid4().hex[:8]}"
+    third = ok(client.post("/api/v1/complaints", headers=HEADERS, json={
+        "conversation": anon, "channel": "web", "category": "other", "description": "网页打不开"}), 201)["reference"]
+    who = Staff(app, client, via)
+    rasa.take()
+    rasa.on_request = lambda r: ticket_state(app, r.json["entities"]["reference"])
+    after = last_audit_id(app)
+    assert ok(who.ticket(ref, "start"))["status"] == "in_progress"
+    assert ok(who.ticket(ref, "extend", reason="需调取通话录音"))["extended"] is True
+    assert ok(who.ticket(ref, "resolve", resolution="已退还服务费"))["status"] == "resolved"
+    assert ok(who.ticket(other, "close", note="客户撤回投诉"))["status"] == "closed"
+    assert ok(who.ticket(third, "resolve", resolution="已修复"))["status"] == "resolved"  # an anonymous visitor too
+    requests = rasa.take()
+    assert [(r.method, r.path, r.query, r.json) for r in requests] == [
+        *[trigger(conv, "sms", COMPLAINT, ref)] * 3,  # started, extended, resolved
+        trigger(other_conv, "wechat", COMPLAINT, other), trigger(anon, "web", COMPLAINT, third)]
+    assert [r.seen for r in requests] == [("in_progress", False), ("in_progress", True), ("resolved", True),
+                                          ("closed", False), ("resolved", False)]
+    channel_of = {ref: "sms", other: "wechat", third: "web"}
+    assert [(a, act, et, d) for a, act, et, _, d in notice_rows(app, after)] == [
+        sent(who.actor, "complaint_ticket", r, COMPLAINT, channel_of[r], via) for r in (ref, ref, ref, other, third)]
+
+
+# --------------------------------------------------------------------------- what is not sent
+
+def test_withdrawal_review_and_other_non_decisions_send_nothing(app, client, book, rasa):
+    cust = book.customer("郑浩")
+    loan = book.loan(cust.id, "6000", "0.12", 12, date(2026, 7, 13), paid=4)
+    ref = ok(client.post("/api/v1/plan-requests", headers=HEADERS, json={
+        "conversation": f"web:{cust.id}", "channel": "web", "customer_id": cust.id, "loan_id": loan.id,
+        "reason_category": "income_drop", "plan_type": "instalment", "months": 12}), 201)["reference"]
+    ok(client.post(f"/api/v1/plan-requests/{ref}/review", headers=HEADERS, json={"by": "alice"}))
+    withdrawn = ok(client.post(f"/api/v1/plan-requests/{ref}/withdraw", headers=HEADERS,
+                               json={"customer_id": cust.id}))
+    assert withdrawn["status"] == "withdrawn"
+    # refused decisions change nothing and tell nobody
+    assert_error(client.post(f"/api/v1/plan-requests/{ref}/approve", headers=HEADERS,
+                             json={"by": "bob", "role": "agent"}), 409, "request_ended")
+    assert_error(client.post(f"/api/v1/plan-requests/{ref}/reject", headers=HEADERS,
+                             json={"by": "bob", "role": "agent", "reason": "无"}), 409, "request_ended")
+    cref, conv = complaint(client, book, "wechat", "collection")  # opening one pauses reminders
+    ok(client.post(f"/api/v1/complaints/{cref}/clear-reminder-pause", headers=HEADERS, json={"by": "alice"}))
+    assert received(rasa) == []
+    ok(client.post(f"/api/v1/complaints/{cref}/close", headers=HEADERS, json={"by": "alice"}))
+    assert received(rasa) == [trigger(conv, "wechat", COMPLAINT, cref)]  # only the close is told
+    assert_error(client.post(f"/api/v1/complaints/{cref}/start", headers=HEADERS, json={"by": "alice"}), 409,
+                 "complaint_ended")
+    assert_error(client.post(f"/api/v1/complaints/{cref}/extend", headers=HEADERS,
+                             json={"by": "alice", "reason": "再等等"}), 409, "complaint_ended")
+    assert received(rasa) == []
+
+
+# --------------------------------------------------------------------------- Rasa down or failing
+
+@pytest.mark.parametrize("failure, error", [
+    ("unreachable", "ConnectError"),
+    ("failing", "http_500"),
+    ("intent_not_in_domain", "http_404"),  # what Rasa answers for an intent its domain lacks
+    ("wrong_token", "http_401"),
+    ("paused_for_staff", "conversation_paused"),  # 200, but Rasa runs no action in a paused conversation
+])
+def test_a_failed_notice_leaves_the_decision_standing(app, client, book, rasa, caplog, failure, error):
+    ref, conv = plan_under_review(client, book, "sms")
+    cref, cconv = complaint(client, book, "wechat")
+    if failure == "unreachable":
+        app.state.rasa = RasaClient("http://127.0.0.1:9", TOKEN)  # nothing listens on port 9
+    elif failure == "wrong_token":
+        app.state.rasa = RasaClient(rasa.url, "not-the-token")
+    elif failure == "paused_for_staff":
+        rasa.paused = True
+    else:
+        rasa.status = int(error.removeprefix("http_"))
+    after = last_audit_id(app)
+    with caplog.at_level(logging.WARNING, logger="backend.services.notices"):
+        got = ok(client.post(f"/api/v1/plan-requests/{ref}/approve", headers=HEADERS,
+                             json={"by": "bob", "role": "agent"}))
+        assert got["status"] == "approved" and got["reference"] == ref
+        ticket = ok(Staff(app, client, "console").ticket(cref, "resolve", resolution="已处理"))
+        assert ticket["status"] == "resolved"
+    assert plan_status(app, ref) == "approved" and ticket_state(app, cref) == ("resolved", False)
+    rows = [(a, act, d) for a, act, _, _, d in audit_since(app, after)
+            if act in ("plan_request.approved", "complaint.resolved") or act.startswith("notice_")]
+    assert [(a, act) for a, act, _ in rows] == [("bob", "plan_request.approved"), ("bob", "notice_failed"),
+                                                ("agent1", "complaint.resolved"), ("agent1", "notice_failed")]
+    assert rows[1][2] == {"reference": ref, "intent": PLAN, "channel": "sms", "via": "actions", "error": error}
+    assert rows[3][2] == {"reference": cref, "intent": COMPLAINT, "channel": "wechat", "via": "console",
+                          "error": error}
+    logged = [r.getMessage() for r in caplog.records if r.name == "backend.services.notices"]
+    assert logged == [f"notice {PLAN} for {ref} not delivered: {error}",
+                      f"notice {COMPLAINT} for {cref} not delivered: {error}"]
+    phone = conv.removeprefix("sms:")
+    assert not any(phone in m or phone[3:] in m or cconv in m for m in caplog.messages)  # no personal data
