@@ -65,6 +65,9 @@ class ValidateComplaintForm(WorkflowForm):
     label = "投诉登记"
     slots = COMPLAINT_SLOTS
 
+    def name(self) -> str:
+        return "validate_complaint_form"
+
     async def validate_complaint_category(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         text = message_text(tracker) or str(value or "")
         category = value if value in CATEGORIES.values() else category_of(text, tracker)

@@ -205,6 +205,9 @@ class ValidatePlanForm(WorkflowForm):
     label = "还款计划申请"
     slots = PLAN_SLOTS
 
+    def name(self) -> str:
+        return "validate_plan_form"
+
     async def required_slots(self, domain_slots, dispatcher, tracker, domain) -> list[str]:
         if tracker.get_slot("plan_type") == "waiver":
             return [s for s in domain_slots if s != "plan_months"]
@@ -251,6 +254,8 @@ class ValidatePlanForm(WorkflowForm):
             return self.valid(plan_reason=text)  # pre-filled by action_plan_start
         # Free text is accepted: the category is read from it, the words kept for staff.
         category = reason_of(text)
+        if category == "other" and await self.answered_aside(dispatcher, tracker, domain):
+            return {"plan_reason": None}
         return self.valid(plan_reason=category, plan_reason_text=None if text in REASON_LABELS else text[:1000])
 
     async def validate_plan_type(self, value, dispatcher, tracker, domain) -> dict[str, Any]:

@@ -66,6 +66,9 @@ class ValidateSettlementForm(WorkflowForm):
     label = "提前结清"
     slots = SETTLE_SLOTS
 
+    def name(self) -> str:
+        return "validate_settlement_form"
+
     async def validate_form_loan(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         try:
             loan = pick(await open_loans(BackendClient(), int(tracker.get_slot("customer_id"))), tracker, value)

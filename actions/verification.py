@@ -125,7 +125,9 @@ class ActionAfterVerification(Action):
         return "action_after_verification"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        reset = [SlotSet(s, None) for s in IDENTITY_SLOTS] + [SlotSet("pending_action", None)]
+        # workflow_next says whether a form follows (a plan request, a settlement) or not.
+        reset = [SlotSet(s, None) for s in IDENTITY_SLOTS] + [SlotSet("pending_action", None),
+                                                               SlotSet("workflow_next", "done")]
         if not tracker.get_slot("verified"):
             dispatcher.utter_message(text="验证未通过次数过多，为保护您的账户安全，请30分钟后再试，或回复「转人工」联系人工客服。")
             return reset

@@ -12,7 +12,7 @@ Words come from config/form_words.yml, limits from config/business.yml.
 from __future__ import annotations
 
 import re
-from abc import ABC
+from abc import ABC, abstractmethod
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,22 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.nlu.normalize import normalize
 
+from .account import ActionAnswerBalance, ActionAnswerLoanStatus, ActionAnswerPaymentHistory, ActionAnswerSchedule
 from .knowledge import business_rules, kb
+from .policy import ActionAnswerInterestFees, ActionAnswerOverdueConsequences, ActionAnswerRepaymentMethod
 
 WORDS_PATH = Path(__file__).resolve().parents[1] / "config" / "form_words.yml"
 STOP = -1  # form_reasks value a validator returns to end the form (see WorkflowForm.run)
 HUMAN_BUTTONS = [{"title": "转人工", "payload": "/request_human"}, {"title": "不用了", "payload": "/deny"}]
 _PUNCT = re.compile(r"[\s\W_]+")
+# Questions a free-text slot (the reason for a plan request) may get instead of an answer.
+ASIDE_ANSWERS = {
+    "query_balance": ActionAnswerBalance, "query_repayment_schedule": ActionAnswerSchedule,
+    "query_loan_status": ActionAnswerLoanStatus, "query_payment_history": ActionAnswerPaymentHistory,
+    "ask_repayment_method": ActionAnswerRepaymentMethod, "ask_interest_fees": ActionAnswerInterestFees,
+    "ask_overdue_consequences": ActionAnswerOverdueConsequences,
+}
+_QUESTION = re.compile(r"[?？吗呢]|多少|怎么|什么|几号|哪|如何|是否|会不会")
 
 
 @lru_cache(maxsize=1)
@@ -95,14 +105,15 @@ def form_rules() -> dict:
 
 class WorkflowForm(FormValidationAction, ABC):
     """Validation shared by the workflow forms. Subclasses set ``form``, ``label`` (Chinese name of
-    the process, for the expiry message) and ``slots`` (every slot the form fills)."""
+    the process, for the expiry message) and ``slots`` (every slot the form fills), and name()."""
 
     form = ""
     label = ""
     slots: tuple[str, ...] = ()
 
+    @abstractmethod
     def name(self) -> str:
-        return f"validate_{self.form}"
+        """validate_<form> (abstract so that the action server does not register this base)."""
 
     def stop_events(self) -> list:
         return [SlotSet(s, None) for s in self.slots] + [SlotSet("form_reasks", 0), SlotSet("requested_slot", None)]
@@ -115,10 +126,21 @@ class WorkflowForm(FormValidationAction, ABC):
         if was_active and is_cancel(message_text(tracker)):
             dispatcher.utter_message(text=kb("form_cancelled"))
             return self.stop_events()
+        # A start action's reset (SlotSet to None) is not an answer: validate only real values.
+        candidates = tracker.slots_to_validate
+        tracker.slots_to_validate = lambda: {k: v for k, v in candidates().items() if v is not None}
         events = await super().run(dispatcher, tracker, domain)
         if any(isinstance(e, dict) and e.get("name") == "form_reasks" and e.get("value") == STOP for e in events):
             return self.stop_events()
         return events
+
+    async def answered_aside(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> bool:
+        """A free-text slot got a question (「利息多少」): answer it; the form then asks again."""
+        action = ASIDE_ANSWERS.get(latest_intent(tracker))
+        if action is None or not _QUESTION.search(message_text(tracker)):
+            return False
+        await action().run(dispatcher, tracker, domain)
+        return True
 
     def valid(self, **values: Any) -> dict[str, Any]:
         """A valid answer: store it and reset the re-ask count."""

@@ -82,7 +82,7 @@ def stories() -> list[dict]:
             user("验证码[482913](otp_code)", "provide_identity"), {"action": "identity_form"},
             {"slot_was_set": [{"identity_otp": "482913"}, {"verified": True}]},
             {"active_loop": None}, {"slot_was_set": [{"requested_slot": None}]},
-            {"action": "action_after_verification"},
+            {"action": "action_after_verification"}, {"slot_was_set": [{"workflow_next": "done"}]},
             user("那还款计划呢", "query_repayment_schedule"), {"action": "action_answer_schedule"}]},
         {"story": "wrong person in the middle of verification", "steps": [
             user("我的账单还有多少", "query_balance"), {"action": "action_remember_question"},

@@ -6,6 +6,12 @@
   const me = body.dataset.me;
   const role = body.dataset.role;
   const $ = (id) => document.getElementById(id);
+  // 「¥12,500.00」 as everywhere else in the product; from the API's decimal string, not a float.
+  const money = (x) => {
+    if (x === null || x === undefined) return "—";
+    const [whole, cents = "00"] = String(x).split(".");
+    return `¥${whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",")}.${cents.padEnd(2, "0")}`;
+  };
   const REASONS = {request_human: "客户要求转人工", repeated_fallback: "多次未识别", complaint_high: "高优先级投诉",
     distress: "情绪危机", vip_plan: "VIP/高风险客户咨询还款方案", plan_review: "还款方案需人工审核"};
   const CHANNELS = {web: "网页", wechat: "微信", sms: "短信"};
@@ -82,16 +88,16 @@
     const box = $("customer");
     if (!c) { box.replaceChildren(el("p", {class: "hint"}, "客户未完成身份验证：不显示账户信息。")); return; }
     const loans = c.loans.map((l) => el("li", {},
-      `${l.product_name}（尾号${l.loan_no_last4}）${LOAN_STATUS[l.status] || l.status}：待还¥${l.amount_due}，剩余¥${l.total_outstanding}` +
-      (l.next_due_date ? `，下期${l.next_due_date}` : "") + (l.days_past_due ? `，逾期${l.days_past_due}天（罚息¥${l.penalty_interest}）` : "")));
+      `${l.product_name}（尾号${l.loan_no_last4}）${LOAN_STATUS[l.status] || l.status}：待还${money(l.amount_due)}，剩余${money(l.total_outstanding)}` +
+      (l.next_due_date ? `，下期${l.next_due_date}` : "") + (l.days_past_due ? `，逾期${l.days_past_due}天（罚息${money(l.penalty_interest)}）` : "")));
     box.replaceChildren(
       el("p", {}, `${c.name}　${c.phone_masked}　身份证尾号${c.id_last4}`),
       el("p", {}, `风险分层：${c.risk_tier}　价值分层：${c.value_tier}　偏好渠道：${CHANNELS[c.preferred_channel] || c.preferred_channel}`),
       c.card ? el("p", {}, `还款卡：${c.card}`) : "",
       el("h3", {}, "借款"), el("ul", {}, ...loans),
-      el("h3", {}, "还款承诺"), el("ul", {}, ...(c.promises.length ? c.promises.map((p) => el("li", {}, `${p.promised_date} ¥${p.amount}`)) : [el("li", {}, "无")])),
+      el("h3", {}, "还款承诺"), el("ul", {}, ...(c.promises.length ? c.promises.map((p) => el("li", {}, `${p.promised_date} ${p.amount ? money(p.amount) : ""}`)) : [el("li", {}, "无")])),
       el("h3", {}, "提前结清意向"), el("ul", {id: "customer-settlements"}, ...(c.settlement_intents.length ? c.settlement_intents.map((i) => el("li", {},
-        `尾号${i.loan_no_last4}：${i.settle_on} 结清，应还¥${i.total}（${i.recorded_on}登记）`)) : [el("li", {class: "hint"}, "无")])),
+        `尾号${i.loan_no_last4}：${i.settle_on} 结清，应还${money(i.total)}（${i.recorded_on}登记）`)) : [el("li", {class: "hint"}, "无")])),
       el("h3", {}, "还款方案申请"), el("ul", {id: "customer-plans"}, ...(c.plan_requests.length ? c.plan_requests.map((r) => el("li", {},
         el("a", {href: `/console/plans/${encodeURIComponent(r.reference)}`}, r.reference),
         ` ${r.plan_type_label}${r.months ? r.months + "期" : ""} · ${r.status_label}`)) : [el("li", {class: "hint"}, "无")])),
@@ -170,7 +176,6 @@
   const who = (c) => c ? `${c.name_masked} ${c.phone_masked}` : "未验证身份";
   const day = (iso) => iso ? iso.slice(0, 10) : "";
   const stamp = (iso) => iso ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}` : "";
-  const money = (x) => x === null || x === undefined ? "—" : `¥${x}`;
   function facts(id, pairs) {
     $(id).replaceChildren(...pairs.filter(([, v]) => v !== null && v !== undefined && v !== "")
       .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));

@@ -41,8 +41,8 @@ WAIT = 10_000  # ms, for anything the page fetches
 
 
 def money(x) -> str:
-    """An amount as the console shows it (console.js money()): ¥ and the API's string, e.g. ¥3400.22."""
-    return f"¥{x}"
+    """An amount as the console shows it (console.js money()), e.g. ¥3,400.22."""
+    return f"¥{Decimal(str(x)):,.2f}"
 
 
 # --------------------------------------------------------------------------- helpers

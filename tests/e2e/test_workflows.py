@@ -121,8 +121,9 @@ def test_twelve_month_plan_quoted_confirmed_approved_and_the_new_schedule_answer
     status = stack.texts(sender, "我的申请怎么样了")
     assert f"编号 {reference}" in status and "已提交" in status and cn_day(req["decision_due_on"]) in status
 
-    # Staff approve in the console; the decision is told on the borrower's channel (the tracker).
-    agent = console(stack)
+    # Staff approve in the console (a supervisor: some plans are above the agent's limit); the
+    # decision is told on the borrower's channel (here the tracker: the REST channel has no push).
+    agent = console(stack, "supervisor1")
     agent.post(f"/plans/{reference}/review")
     agent.post(f"/plans/{reference}/approve", json={"note": "收入证明已核实"})
     approved = stack.backend(f"/plan-requests/{reference}").json()
@@ -141,6 +142,10 @@ def test_interrupted_plan_form_answers_and_returns_then_invalid_months_end_with_
     sender = f"web:{cid}"
     asked = stack.texts(sender, "能不能申请延期")
     assert "什么原因导致还款困难" in asked
+    # A question instead of the reason is answered, and the reason asked again.
+    aside = stack.texts(sender, "逾期了会上征信吗？")
+    assert "征信" in aside and aside.rstrip().endswith("可以直接说说您的情况。")
+    assert active_loop(stack, sender) == "plan_form"
     assert "想把接下来的几期往后延" in stack.texts(sender, "最近收入下降了很多")
 
     # A question in the middle is answered, then the form asks again.
@@ -215,7 +220,7 @@ def test_early_settlement_quote_equals_the_payoff_endpoint_and_the_intent_is_rec
 def test_early_settlement_past_date_is_re_asked_and_no_means_no_record(stack):
     cid, loan = fresh_borrower(stack)
     sender = f"web:{cid}"
-    first = stack.texts(sender, "提前结清要还多少")
+    first = stack.texts(sender, "我想今天提前结清")
     payoff = stack.backend(f"/loans/{loan['id']}/payoff").json()
     assert f"需还款 {yuan(payoff['total'])}" in first  # today, when no date is named
     past = today() - timedelta(days=3)
