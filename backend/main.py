@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.routes import (
-    accounts, channels, complaints, console, conversations, handoffs, health, operations, plans, settlements,
-    webchat,
+    accounts, channels, complaints, console, conversations, handoffs, health, operations, outreach, plans,
+    settlements, webchat,
 )
 from backend.core.clock import Clock
 from backend.core.config import Settings, get_settings, load_rules
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for module in (health, accounts, conversations, channels, operations, webchat, handoffs, complaints, plans,
-                   settlements, console):
+                   settlements, outreach, console):
         app.include_router(module.router)
     return app
 

@@ -30,8 +30,10 @@ def get_rasa(request: Request) -> RasaClient:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed on success, rolled back on any error (no partial writes)."""
+    """One transaction per request: committed on success, rolled back on any error (no partial writes).
+    The session carries the app's rules and clock for services called without them (services.notices)."""
     session = request.app.state.sessionmaker()
+    session.info.update(rules=request.app.state.rules, clock=request.app.state.clock)
     try:
         yield session
         session.commit()

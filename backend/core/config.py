@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     console_cookie_secure: bool = Field(default=False, alias="CONSOLE_COOKIE_SECURE")
     # ISO date; when set, "today" is this date (demo and tests across processes).
     frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
+    # Scheduler demo settings (scheduler/): dispatch every N seconds instead of
+    # outreach.dispatch_seconds, and a clock that starts at this HH:MM of the business date and
+    # runs on in real time, so a demo at night still sees reminders inside the contact window.
+    outreach_dispatch_seconds: str = Field(default="", alias="OUTREACH_DISPATCH_SECONDS")
+    outreach_demo_time: str = Field(default="", alias="OUTREACH_DEMO_TIME")
 
     def api_keys(self) -> dict[str, str]:
         """Map key -> caller name."""
@@ -268,6 +273,95 @@ class EarlySettlementRules(BaseModel):
     intent_max_days_ahead: int = Field(default=90, ge=0)
 
 
+# Kinds of outreach notice (backend.models.OutreachKind); the automated ones an unsubscribe may waive.
+OUTREACH_AUTOMATED_KINDS = (
+    "due_in_3_days", "due_in_1_day", "due_today", "overdue_1", "overdue_3", "overdue_7", "overdue_15",
+    "overdue_30", "hardship_offer", "promise_reminder",
+)
+OUTREACH_CHANNELS = ("wechat", "sms", "web")
+
+
+class ContactWindow(BaseModel):
+    start: time = time(8, 0)
+    end: time = time(21, 0)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _hh_mm(cls, value: Any) -> Any:
+        if not isinstance(value, (str, time)):  # unquoted 08:00 is a base-60 integer to YAML 1.1
+            raise ValueError('write times as quoted "HH:MM"')
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "ContactWindow":
+        if not self.start < self.end:
+            raise ValueError("outreach.contact_window: start must be before end")
+        return self
+
+
+class OutreachCaps(BaseModel):
+    per_day: int = Field(default=1, ge=0)
+    per_week: int = Field(default=3, ge=0)
+
+
+class ServiceCaps(BaseModel):
+    per_day: int = Field(default=3, ge=0)
+
+
+class HardshipOfferRules(BaseModel):
+    min_episodes: int = Field(default=2, ge=1)
+    window_days: int = Field(default=183, ge=1)
+    cooldown_days: int = Field(default=90, ge=1)
+    valid_days: int = Field(default=3, ge=1)
+
+
+class OutreachRules(BaseModel):
+    """Proactive outreach (backend.services.outreach): when, how often and where notices go."""
+
+    contact_window: ContactWindow = ContactWindow()
+    caps: OutreachCaps = OutreachCaps()
+    service_caps: ServiceCaps = ServiceCaps()
+    reminder_days_before: list[int] = Field(default_factory=lambda: [3, 1, 0])
+    overdue_days_after: list[int] = Field(default_factory=lambda: [1, 3, 7, 15, 30])
+    max_delay_days: int = Field(default=3, ge=1)
+    hardship_offer: HardshipOfferRules = HardshipOfferRules()
+    contract_required_kinds: list[str] = Field(default_factory=lambda: ["overdue_30"])
+    channel_order: list[str] = Field(default_factory=lambda: ["wechat", "sms", "web"])
+    wechat_window_hours: int = Field(default=48, ge=1)
+    wechat_template_outside_window: bool = False
+    web_connected_minutes: int = Field(default=15, ge=1)
+    no_channel_retry_minutes: int = Field(default=60, ge=1)
+    handoff_recheck_minutes: int = Field(default=30, ge=1)
+    service_valid_days: int = Field(default=14, ge=1)
+    retry_backoff_minutes: list[int] = Field(default_factory=lambda: [1, 5, 30])
+    max_attempts: int = Field(default=4, ge=1)
+    stale_sending_seconds: int = Field(default=120, ge=1)
+    batch_size: int = Field(default=200, ge=1)
+    plan_every_minutes: int = Field(default=60, ge=1)
+    dispatch_seconds: int = Field(default=30, ge=1)
+    misfire_grace_seconds: int = Field(default=300, ge=1)
+    lease_ttl_seconds: int = Field(default=90, ge=5)
+
+    @model_validator(mode="after")
+    def _check(self) -> "OutreachRules":
+        if sorted(set(self.reminder_days_before), reverse=True) != self.reminder_days_before \
+                or any(d < 0 for d in self.reminder_days_before):
+            raise ValueError("outreach.reminder_days_before: distinct days >= 0, largest first")
+        if sorted(set(self.overdue_days_after)) != self.overdue_days_after or any(d < 1 for d in self.overdue_days_after):
+            raise ValueError("outreach.overdue_days_after: distinct days >= 1, smallest first")
+        # Notice kinds are named after the offsets (due_in_3_days, overdue_7): only these exist.
+        if not set(self.reminder_days_before) <= {3, 1, 0} or not set(self.overdue_days_after) <= {1, 3, 7, 15, 30}:
+            raise ValueError("outreach: reminder days are among 3, 1, 0 and overdue days among 1, 3, 7, 15, 30")
+        unknown = set(self.contract_required_kinds) - set(OUTREACH_AUTOMATED_KINDS)
+        if unknown:
+            raise ValueError(f"outreach.contract_required_kinds: unknown kinds {sorted(unknown)}")
+        if sorted(self.channel_order) != sorted(OUTREACH_CHANNELS):
+            raise ValueError(f"outreach.channel_order: each of {', '.join(OUTREACH_CHANNELS)} exactly once")
+        if not self.retry_backoff_minutes or any(m < 0 for m in self.retry_backoff_minutes):
+            raise ValueError("outreach.retry_backoff_minutes: one or more minutes >= 0")
+        return self
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -283,6 +377,7 @@ class BusinessRules(BaseModel):
     complaints: ComplaintRules = ComplaintRules()
     repayment_plans: RepaymentPlanRules = RepaymentPlanRules()
     early_settlement: EarlySettlementRules = EarlySettlementRules()
+    outreach: OutreachRules = OutreachRules()
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -305,6 +400,7 @@ class BusinessRules(BaseModel):
             complaints=ComplaintRules(**raw.get("complaints", {})),
             repayment_plans=RepaymentPlanRules(**raw.get("repayment_plans", {})),
             early_settlement=EarlySettlementRules(**raw.get("early_settlement", {})),
+            outreach=OutreachRules(**raw.get("outreach", {})),
         )
 
 

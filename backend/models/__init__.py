@@ -9,6 +9,7 @@ from .customer import Channel, ChannelIdentity, Customer, IdentityStatus, Inboun
 from .handoff import HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from .staff import CannedReply, ConversationSession, LoginAttempt, StaffRole, StaffSession, StaffUser
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
+from .outreach import OutreachAttempt, OutreachKind, OutreachNotice, OutreachStatus, SchedulerLease
 from .plan import PlanReason, PlanRequest, PlanStatus, PlanType
 from .settlement import SettlementIntent, SettlementIntentStatus
 
@@ -19,4 +20,5 @@ __all__ = [
     "HandoffStatus", "IdentityStatus", "InboundEvent",
     "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
     "PlanReason", "PlanRequest", "PlanStatus", "PlanType", "SettlementIntent", "SettlementIntentStatus",
+    "OutreachAttempt", "OutreachKind", "OutreachNotice", "OutreachStatus", "SchedulerLease",
 ]

@@ -19,8 +19,11 @@ Which rows a number counts, and how:
   (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]) -- statistics.quantiles(n=10, method="inclusive")[8];
   with a single answered case both are that case's time. Seconds, 1 decimal.
 * csat: cases *closed* in the period with a rating: average (2 decimals), distribution "1".."5".
-* reminders: the outreach log does not exist yet (a later issue builds the scheduler): zeros and
-  ``available: False``.
+* reminders: from the outreach log (backend.services.outreach.summary.reminders): ``sent`` = automated
+  notices (reminders, overdue notices, promise reminders, hardship offers; not service notices) sent
+  in the period; ``answered`` = those after which the borrower wrote on the same channel identity
+  (its last_inbound_at is later than the notice); ``failed`` = permanent failures in the period;
+  ``available: True``.
 * promises: PromiseToPay created in the period, by status; kept_share = kept / (kept + broken),
   None when both are 0; 4 decimals.
 * complaints: complaint tickets against their deadline (complaints.deadline_stats with ``since`` =
@@ -54,6 +57,7 @@ from backend.models import (
 
 from .complaints import deadline_stats
 from .handoff import _local, _tz
+from .outreach.summary import reminders as outreach_reminders
 
 
 _MICROSECOND = timedelta(microseconds=1)
@@ -233,7 +237,7 @@ def dashboard(db: Session, rules: BusinessRules, now: datetime, days: int = 14) 
             "average": _round(_share(sum(ratings), len(ratings)), 2),
             "distribution": {str(score): rating_counts[score] for score in range(1, 6)},
         },
-        "reminders": {"sent": 0, "answered": 0, "available": False},
+        "reminders": outreach_reminders(db, start, end),
         "promises": {
             **promises,
             "kept_share": _round(_share(promises["kept"], promises["kept"] + promises["broken"]), 4),

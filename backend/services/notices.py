@@ -1,22 +1,32 @@
 """Telling the borrower, on their own channel, that staff decided on their request or complaint.
 
-The backend only triggers an EXTERNAL_* intent with the record's reference; the bot re-reads the
-record and words the message. The notice goes out after the decision is committed (the bot's action
-reads it through the API, and no write lock is held while Rasa works), and a notice that cannot be
-delivered (Rasa down or answering an error, or the conversation paused for staff) never undoes or
-fails the decision: it is logged and written to the audit log.
+A decision becomes an outreach notice (kind plan_decision / complaint_update: service cap, contact
+window; backend.services.outreach) sent through the same dispatcher as the scheduler's: the backend
+only triggers an EXTERNAL_* intent with the notice id, its kind and the record's reference, and the
+bot re-reads the record and words the message. The decision is committed first (the bot's action
+reads it through the API, and no write lock is held while Rasa works). Inside the contact window the
+notice goes out at once; otherwise (a decision at 22:00) it waits for the scheduler, which sends it
+when the window opens. A notice that cannot be delivered now (Rasa down or answering an error, the
+conversation paused for staff) never undoes or fails the decision: it is logged, audited
+(notice_failed) and retried by the scheduler.
+
+The request's session carries the app's rules and clock (backend.api.deps.get_db puts them in
+``db.info``), so the routes call these functions with the session and the Rasa client only.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-import httpx
 from sqlalchemy.orm import Session
 
-from backend.models import ComplaintTicket, PlanRequest
+from backend.core.clock import Clock
+from backend.core.config import BusinessRules, get_settings, load_rules
+from backend.models import ComplaintTicket, OutreachNotice, PlanRequest
 
 from . import audit
+from .outreach import decisions, dispatcher, kinds
+from .outreach.context import Outreach
+from .outreach.sender import RasaSender
 from .rasa_api import RasaClient
 
 log = logging.getLogger(__name__)
@@ -25,48 +35,40 @@ PLAN_DECISION = "EXTERNAL_plan_decision"  # a plan request was approved or rejec
 COMPLAINT_UPDATE = "EXTERNAL_complaint_update"  # a ticket was started, resolved, closed or extended
 
 
-@dataclass(frozen=True)
-class Notice:
-    intent: str
-    entity_type: str
-    entity_id: int
-    reference: str
-    conversation: str
-    channel: str  # web / wechat / sms
+def _context(db: Session, rasa: RasaClient, via: str) -> Outreach:
+    rules: BusinessRules = db.info.get("rules") or load_rules(get_settings().business_rules_path)
+    clock: Clock = db.info.get("clock") or Clock()
+    return Outreach(rules, clock.now, RasaSender(rasa), holder=f"backend:{via}")
 
 
-def _failure(exc: Exception) -> str:
-    """What went wrong, without the URL (it holds the borrower's conversation id)."""
-    cause = exc.__cause__ or exc
-    if isinstance(cause, httpx.HTTPStatusError):
-        return f"http_{cause.response.status_code}"
-    return type(cause).__name__
-
-
-def send_after_commit(db: Session, rasa: RasaClient, notice: Notice, actor: str, via: str) -> bool:
-    """Commit the decision, then ask Rasa to tell the borrower; audit the outcome either way."""
+def _tell(db: Session, notice: OutreachNotice, ctx: Outreach, actor: str, via: str) -> bool:
+    """Dispatch the recorded notice now if the rules allow; audit what happened."""
     db.commit()
-    detail = dict(reference=notice.reference, intent=notice.intent, channel=notice.channel, via=via)
-    try:
-        answer = rasa.trigger_intent(notice.conversation, notice.channel, notice.intent,
-                                     {"reference": notice.reference})
-        # While staff hold the conversation Rasa stores the intent but the bot says nothing.
-        error = "conversation_paused" if (answer.get("tracker") or {}).get("paused") else None
-    except Exception as exc:  # the decision stands whatever the notice does
-        error = _failure(exc)
-    if error:
-        log.warning("notice %s for %s not delivered: %s", notice.intent, notice.reference, error)
-        audit.record(db, actor, "notice_failed", notice.entity_type, notice.entity_id, error=error, **detail)
+    p = notice.payload
+    detail = dict(reference=p["reference"], intent=kinds.INTENTS[notice.kind], channel=p["channel"], via=via)
+    outcome = dispatcher.dispatch_one(db, ctx, notice.id)
+    if outcome.status == "sent":
+        audit.record(db, actor, "notice_sent", p["entity_type"], p["entity_id"], **detail)
+        return True
+    if outcome.status == "deferred" and not outcome.paused:
+        log.info("notice %s for %s waits: %s", detail["intent"], p["reference"], outcome.rule)
+        audit.record(db, actor, "notice_deferred", p["entity_type"], p["entity_id"], reason=outcome.rule,
+                     until=outcome.until.isoformat() if outcome.until else None, **detail)
         return False
-    audit.record(db, actor, "notice_sent", notice.entity_type, notice.entity_id, **detail)
-    return True
+    # While staff hold the conversation Rasa stores the intent but the bot says nothing.
+    error = "conversation_paused" if outcome.paused else outcome.rule
+    log.warning("notice %s for %s not delivered: %s", detail["intent"], p["reference"], error)
+    audit.record(db, actor, "notice_failed", p["entity_type"], p["entity_id"], error=error, **detail)
+    return False
 
 
 def plan_decided(db: Session, rasa: RasaClient, req: PlanRequest, actor: str, via: str) -> bool:
-    return send_after_commit(db, rasa, Notice(PLAN_DECISION, "plan_request", req.id, req.reference,
-                                              req.conversation, req.channel.value), actor, via)
+    db.commit()
+    ctx = _context(db, rasa, via)
+    return _tell(db, decisions.plan_decided(db, ctx, req), ctx, actor, via)
 
 
 def complaint_updated(db: Session, rasa: RasaClient, ticket: ComplaintTicket, actor: str, via: str) -> bool:
-    return send_after_commit(db, rasa, Notice(COMPLAINT_UPDATE, "complaint_ticket", ticket.id, ticket.reference,
-                                              ticket.conversation, ticket.channel.value), actor, via)
+    db.commit()
+    ctx = _context(db, rasa, via)
+    return _tell(db, decisions.complaint_updated(db, ctx, ticket), ctx, actor, via)

@@ -90,8 +90,9 @@ def test_unauthorized_even_when_the_resource_does_not_exist(client):
     assert client.post("/api/v1/loans/999999/payments", json={"bogus": 1}).status_code == 401
 
 
-def test_valid_key_is_accepted_on_every_read_route(app, client, target):
+def test_valid_key_is_accepted_on_every_read_route(app, client, book, target):
     cust, loan = target
+    notice_id = book.outreach_notice(cust.id, loan.id)
     client.post("/api/v1/handoffs", headers=HEADERS, json={"conversation": f"sms:{cust.sms_id}", "channel": "sms",
                                                            "reason": "request_human", "summary": "auth probe"})
     complaint = client.post("/api/v1/complaints", headers=HEADERS, json={
@@ -107,7 +108,7 @@ def test_valid_key_is_accepted_on_every_read_route(app, client, target):
             continue
         reference = plan.json()["reference"] if path.startswith("/api/v1/plan-requests/") else complaint.json()["reference"]
         query = "?plan_type=instalment&months=12" if path.endswith("/plan-quote") else ""
-        resp = client.get(_fill(path, cust, loan, reference=reference) + query, headers=HEADERS)
+        resp = client.get(_fill(path, cust, loan, reference=reference, notice_id=notice_id) + query, headers=HEADERS)
         assert resp.status_code == 200, (path, resp.text)
 
 

@@ -239,7 +239,7 @@ def test_empty_period(db, rules):
     assert out["handoff_reasons"] == {r: 0 for r in REASONS}
     assert out["first_response"] == {"answered": 0, "median_seconds": None, "p90_seconds": None}
     assert out["csat"] == {"rated": 0, "average": None, "distribution": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}}
-    assert out["reminders"] == {"sent": 0, "answered": 0, "available": False}
+    assert out["reminders"] == {"sent": 0, "answered": 0, "failed": 0, "available": True}
     assert out["promises"] == {"open": 0, "kept": 0, "broken": 0, "cancelled": 0, "kept_share": None}
     assert out["complaints"] == {
         "received": 0, "decision_days": 15, "open": 0, "overdue": 0,

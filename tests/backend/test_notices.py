@@ -4,7 +4,10 @@ API and through the console, the backend asks Rasa (a fake Rasa HTTP server on 1
 fake_rasa.py) to trigger an external intent in the borrower's conversation, on their channel:
 
     POST /conversations/<conversation>/trigger_intent?token=<token>&output_channel=<socketio|wechat|sms>
-    {"name": "EXTERNAL_plan_decision" | "EXTERNAL_complaint_update", "entities": {"reference": "<ref>"}}
+    {"name": "EXTERNAL_plan_decision" | "EXTERNAL_complaint_update",
+     "entities": {"notice_id": "<uuid>", "kind": "plan_decision" | "complaint_update", "reference": "<ref>"}}
+
+(notice_id: the decision's row in the outreach log, backend.services.outreach; one per decision)
 
 The decision is committed before the request reaches Rasa; Rasa down or failing, or the conversation
 paused for staff, leaves the decision standing (200, the decided record) with a ``notice_failed``
@@ -13,6 +16,7 @@ decision (review, withdrawal, clearing the reminder pause, a refused change) sen
 """
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from datetime import date, datetime
@@ -21,7 +25,7 @@ import pytest
 from sqlalchemy import select
 
 from backend.core.clock import SHANGHAI
-from backend.models import ComplaintTicket, PlanRequest
+from backend.models import ComplaintTicket, OutreachNotice, PlanRequest
 from backend.services import staff
 from backend.services.rasa_api import RasaClient
 from fake_rasa import FakeRasa
@@ -64,14 +68,31 @@ def conversation(cust, channel: str) -> str:
     return {"web": f"web:{cust.id}", "wechat": f"wechat:{cust.wechat_id}", "sms": f"sms:{cust.sms_id}"}[channel]
 
 
+KIND = {PLAN: "plan_decision", COMPLAINT: "complaint_update"}
+NOTICE = "<the decision's notice id>"
+
+
 def trigger(conv: str, channel: str, intent: str, ref: str) -> tuple:
-    """The exact request Rasa must receive."""
+    """The exact request Rasa must receive (see shape for the notice id)."""
     return ("POST", f"/conversations/{conv}/trigger_intent", {"token": TOKEN, "output_channel": OUTPUT[channel]},
-            {"name": intent, "entities": {"reference": ref}})
+            {"name": intent, "entities": {"notice_id": NOTICE, "kind": KIND[intent], "reference": ref}})
 
 
-def received(fake: FakeRasa) -> list[tuple]:
-    return [(r.method, r.path, r.query, r.json) for r in fake.take()]
+def shape(app, r) -> tuple:
+    """The request, its notice_id checked against the outreach log (a notice of that very reference)
+    and replaced by NOTICE so the rest compares exactly."""
+    body = copy.deepcopy(r.json)
+    entities = (body or {}).get("entities") or {}
+    if "notice_id" in entities:
+        with app.state.sessionmaker() as db:
+            key = db.scalar(select(OutreachNotice.dedupe_key).where(OutreachNotice.notice_id == entities["notice_id"]))
+        assert key and key.split(":")[1] == entities.get("reference"), (key, entities)
+        entities["notice_id"] = NOTICE
+    return (r.method, r.path, r.query, body)
+
+
+def received(app, fake: FakeRasa) -> list[tuple]:
+    return [shape(app, r) for r in fake.take()]
 
 
 def plan_status(app, ref: str) -> str:
@@ -149,7 +170,7 @@ def test_an_approval_is_told_after_it_is_committed(app, client, book, rasa, via,
     got = ok(who.plan(ref, "approve", note="同意"))
     assert got["status"] == "approved"
     requests = rasa.take()
-    assert [(r.method, r.path, r.query, r.json) for r in requests] == [trigger(conv, channel, PLAN, ref)]
+    assert [shape(app, r) for r in requests] == [trigger(conv, channel, PLAN, ref)]
     assert requests[0].seen == "approved"  # already committed when Rasa was asked
     with app.state.sessionmaker() as db:
         req_id = db.scalar(select(PlanRequest.id).where(PlanRequest.reference == ref))
@@ -169,7 +190,7 @@ def test_a_rejection_is_told(app, client, book, rasa, via, channel):
     got = ok(who.plan(ref, "reject", reason="收入证明不足"))
     assert (got["status"], got["decision_reason"]) == ("rejected", "收入证明不足")
     requests = rasa.take()
-    assert [(r.method, r.path, r.query, r.json) for r in requests] == [trigger(conv, channel, PLAN, ref)]
+    assert [shape(app, r) for r in requests] == [trigger(conv, channel, PLAN, ref)]
     assert requests[0].seen == "rejected"
 
 
@@ -197,7 +218,7 @@ def test_each_complaint_change_and_the_extension_is_told(app, client, book, rasa
     assert ok(who.ticket(other, "close", note="客户撤回投诉"))["status"] == "closed"
     assert ok(who.ticket(third, "resolve", resolution="已修复"))["status"] == "resolved"  # an anonymous visitor too
     requests = rasa.take()
-    assert [(r.method, r.path, r.query, r.json) for r in requests] == [
+    assert [shape(app, r) for r in requests] == [
         *[trigger(conv, "sms", COMPLAINT, ref)] * 3,  # started, extended, resolved
         trigger(other_conv, "wechat", COMPLAINT, other), trigger(anon, "web", COMPLAINT, third)]
     assert [r.seen for r in requests] == [("in_progress", False), ("in_progress", True), ("resolved", True),
@@ -226,14 +247,14 @@ def test_withdrawal_review_and_other_non_decisions_send_nothing(app, client, boo
                              json={"by": "bob", "role": "agent", "reason": "无"}), 409, "request_ended")
     cref, conv = complaint(client, book, "wechat", "collection")  # opening one pauses reminders
     ok(client.post(f"/api/v1/complaints/{cref}/clear-reminder-pause", headers=HEADERS, json={"by": "alice"}))
-    assert received(rasa) == []
+    assert received(app, rasa) == []
     ok(client.post(f"/api/v1/complaints/{cref}/close", headers=HEADERS, json={"by": "alice"}))
-    assert received(rasa) == [trigger(conv, "wechat", COMPLAINT, cref)]  # only the close is told
+    assert received(app, rasa) == [trigger(conv, "wechat", COMPLAINT, cref)]  # only the close is told
     assert_error(client.post(f"/api/v1/complaints/{cref}/start", headers=HEADERS, json={"by": "alice"}), 409,
                  "complaint_ended")
     assert_error(client.post(f"/api/v1/complaints/{cref}/extend", headers=HEADERS,
                              json={"by": "alice", "reason": "再等等"}), 409, "complaint_ended")
-    assert received(rasa) == []
+    assert received(app, rasa) == []
 
 
 # --------------------------------------------------------------------------- Rasa down or failing

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from backend.models import (
-    AuditLog, Channel, ChannelIdentity, Customer, Instalment, InstalmentStatus, Loan, Payment,
+    AuditLog, Channel, ChannelIdentity, Customer, Instalment, InstalmentStatus, Loan, OutreachKind, OutreachNotice,
+    OutreachStatus, Payment,
 )
 from backend.core.clock import SHANGHAI, Clock
 from backend.services.ledger import refresh_loan_status
@@ -126,6 +127,19 @@ class Book:
             db.add(loan)
             db.commit()
             return LoanRec(loan.id, loan_no, principal, rate, term, start, product, rows, fees)
+
+    def outreach_notice(self, customer_id: int, loan_id: int | None = None, **kw) -> str:
+        """A planned reminder in the outreach log (for tests that only need one to exist); its notice_id."""
+        at = datetime(2026, 11, 23, 8, 0, tzinfo=SHANGHAI)
+        notice_id = str(uuid.uuid4())
+        with self.sessionmaker() as db:
+            db.add(OutreachNotice(**{
+                "notice_id": notice_id, "customer_id": customer_id, "loan_id": loan_id, "kind": OutreachKind.due_in_3_days,
+                "dedupe_key": f"test:{notice_id}", "service": False, "priority": 22, "planned_on": at.date(),
+                "planned_for": at, "next_attempt_at": at, "expires_at": at + timedelta(days=2),
+                "status": OutreachStatus.planned, "attempts": 0, "payload": {}, "created_at": at, **kw}))
+            db.commit()
+        return notice_id
 
     # ---- read-back helpers for "nothing was written" assertions
 

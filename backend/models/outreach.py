@@ -1,0 +1,99 @@
+"""Proactive outreach: the log of notices the scheduler plans and sends, every attempt, and the lease
+that lets only one scheduler process run the jobs (backend.services.outreach).
+
+``dedupe_key`` is unique: each (loan, instalment, kind), promise, handoff case or decision gets at most
+one notice ever, however often planning runs or however many processes plan. ``notice_id`` travels
+to Rasa as an entity, so a delivery can be recognised in the conversation's tracker after a crash.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, StrEnum
+from .customer import Channel
+
+
+class OutreachKind(str, enum.Enum):
+    due_in_3_days = "due_in_3_days"
+    due_in_1_day = "due_in_1_day"
+    due_today = "due_today"
+    overdue_1 = "overdue_1"
+    overdue_3 = "overdue_3"
+    overdue_7 = "overdue_7"
+    overdue_15 = "overdue_15"
+    overdue_30 = "overdue_30"
+    hardship_offer = "hardship_offer"
+    promise_reminder = "promise_reminder"
+    csat_followup = "csat_followup"
+    plan_decision = "plan_decision"
+    complaint_update = "complaint_update"
+
+
+class OutreachStatus(str, enum.Enum):
+    planned = "planned"  # waiting for next_attempt_at
+    sending = "sending"  # claimed by a dispatcher (claimed_by); Rasa may be working on it
+    sent = "sent"
+    skipped = "skipped"  # a rule said never (last_error holds the rule)
+    failed = "failed"  # permanent failure after the retries
+    expired = "expired"  # not sendable while it still mattered
+
+
+class OutreachNotice(Base):
+    __tablename__ = "outreach_notices"
+    __table_args__ = (Index("ix_outreach_notices_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notice_id: Mapped[str] = mapped_column(String(36), unique=True)  # uuid4
+    # NULL only for a complaint update to an anonymous web visitor (no account behind the conversation).
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"), index=True)
+    instalment_seq: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[OutreachKind] = mapped_column(StrEnum(OutreachKind, "outreach_kind"))
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    service: Mapped[bool] = mapped_column(Boolean)  # service notices have their own cap
+    priority: Mapped[int] = mapped_column(Integer)  # lower goes first when caps allow only some
+    planned_on: Mapped[date] = mapped_column(Date, index=True)  # business date it was planned for
+    planned_for: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # earliest send time
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # stale from then on
+    status: Mapped[OutreachStatus] = mapped_column(StrEnum(OutreachStatus, "outreach_status"))
+    channel: Mapped[Channel | None] = mapped_column(StrEnum(Channel, "channel"))  # chosen at send
+    conversation: Mapped[str | None] = mapped_column(String(100))  # Rasa sender id it went to
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("channel_identities.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # Rasa calls that failed
+    last_error: Mapped[str | None] = mapped_column(String(100))  # rule or error code, no personal data
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The figures known at planning (due date, amount, reference ...); decimals as strings.
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutreachAttempt(Base):
+    """One step in a notice's life: sent, suppressed:<rule>, deferred:<rule>, no_channel, rasa_error,
+    retry_scheduled, permanent_failure, expired. ``detail`` never holds personal data."""
+
+    __tablename__ = "outreach_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("outreach_notices.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    channel: Mapped[Channel | None] = mapped_column(StrEnum(Channel, "channel"))
+    outcome: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class SchedulerLease(Base):
+    """Held by one scheduler process at a time; renewed by every job, taken over once expired."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,40 @@
+"""What the outreach services need from their process: rules, the clock and a Sender."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from backend.core.config import BusinessRules, OutreachRules
+
+from .clock import local
+from .sender import Sender
+
+
+@dataclass
+class Outreach:
+    rules: BusinessRules
+    clock_now: Callable[[], datetime]  # the business clock (backend.core.clock.Clock.now)
+    sender: Sender
+    holder: str = "backend"  # who claims notices (the scheduler's lease holder id)
+    actor: str = "scheduler"  # audit actor of decision notices sent later by this process
+
+    @property
+    def cfg(self) -> OutreachRules:
+        return self.rules.outreach
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.rules.timezone)
+
+    def now(self) -> datetime:
+        return local(self.clock_now(), self.tz)
+
+
+def fresh(db, model, pk):
+    """The row as the database has it now (sessions here keep objects across commits)."""
+    key = model.__mapper__.primary_key[0]
+    return db.scalars(select(model).where(key == pk).execution_options(populate_existing=True)).first()
