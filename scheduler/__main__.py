@@ -1,19 +1,23 @@
-"""The scheduler process. Jobs live in a persistent APScheduler job store in the database.
+"""The scheduler process: APScheduler with its jobs in the database (SQLAlchemyJobStore).
 
-Today it runs the daily segment recomputation through the backend API; outreach jobs join it.
+Jobs (scheduler.jobs): plan the day's outreach notices at start-up and every plan_every_minutes;
+dispatch due notices every dispatch_seconds (OUTREACH_DISPATCH_SECONDS overrides it); keep the lease
+(heartbeat); recompute segments daily at 02:00 through the backend API. Missed runs are coalesced
+into one and dropped past misfire_grace_seconds (config/business.yml, ``outreach``); notices that
+went stale meanwhile lapse by the outreach rules.
 """
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
-import httpx
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.settings import apply_env  # noqa: E402
@@ -22,32 +26,62 @@ log = logging.getLogger("scheduler")
 TZ = "Asia/Shanghai"
 
 
-def recompute_segments() -> None:
-    """Daily: refresh loan statuses and customer risk/value tiers in the backend."""
-    key = os.environ.get("SCHEDULER_API_KEY", "dev-scheduler-key")
-    resp = httpx.post(f"{os.environ['BACKEND_URL']}/api/v1/segments/recompute", headers={"X-API-Key": key}, timeout=300)
-    resp.raise_for_status()
-    log.info("segments recomputed: %s", resp.json())
+def build_scheduler(database_url: str, rules, dispatch_seconds: int) -> BlockingScheduler:
+    from scheduler import jobs
 
-
-def build_scheduler(database_url: str) -> BlockingScheduler:
+    cfg = rules.outreach
     scheduler = BlockingScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=database_url, tablename="scheduler_jobs")},
-        job_defaults={"coalesce": True, "misfire_grace_time": 6 * 3600, "max_instances": 1},
+        job_defaults={"coalesce": True, "misfire_grace_time": cfg.misfire_grace_seconds, "max_instances": 1},
         timezone=TZ,
     )
-    scheduler.add_job(recompute_segments, CronTrigger(hour=2, minute=0, timezone=TZ),
-                      id="recompute_segments", replace_existing=True)
+    now = datetime.now().astimezone()
+    scheduler.add_job(jobs.heartbeat, IntervalTrigger(seconds=max(1, cfg.lease_ttl_seconds // 3)),
+                      id="outreach_lease", replace_existing=True, next_run_time=now)
+    scheduler.add_job(jobs.plan_notices, IntervalTrigger(minutes=cfg.plan_every_minutes),
+                      id="outreach_plan", replace_existing=True, next_run_time=now)
+    scheduler.add_job(jobs.dispatch_notices, IntervalTrigger(seconds=dispatch_seconds),
+                      id="outreach_dispatch", replace_existing=True, next_run_time=now)
+    scheduler.add_job(jobs.recompute_segments, CronTrigger(hour=2, minute=0, timezone=TZ),
+                      id="recompute_segments", replace_existing=True, misfire_grace_time=6 * 3600)
     return scheduler
+
+
+def setup() -> tuple[BlockingScheduler, "jobs.Runtime"]:
+    env = apply_env()
+    from backend.core.config import get_settings, load_rules
+    from backend.db import make_engine, make_sessionmaker
+    from backend.services.outreach.sender import RasaSender
+    from backend.services.rasa_api import RasaClient
+    from scheduler import jobs
+    from scheduler.clock import make_clock
+
+    settings = get_settings()
+    rules = load_rules(settings.business_rules_path)
+    jobs.RUNTIME = jobs.Runtime(
+        rules=rules, sessions=make_sessionmaker(make_engine(settings.database_url)),
+        clock=make_clock(settings.frozen_date, settings.outreach_demo_time),
+        sender=RasaSender(RasaClient(settings.rasa_url, settings.rasa_api_token)),
+        backend_url=env.get("BACKEND_URL", ""), api_key=env.get("SCHEDULER_API_KEY", "dev-scheduler-key"))
+    dispatch_seconds = int(settings.outreach_dispatch_seconds or rules.outreach.dispatch_seconds)
+    return build_scheduler(settings.database_url, rules, dispatch_seconds), jobs.RUNTIME
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    env = apply_env()
-    scheduler = build_scheduler(env["DATABASE_URL"])
+    from backend.services.outreach import lease
+
+    scheduler, runtime = setup()
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    log.info("scheduler started")
-    scheduler.start()
+    log.info("scheduler %s started (business time %s)", runtime.holder, runtime.clock.now().isoformat(timespec="seconds"))
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        with runtime.sessions() as db:
+            lease.release(db, runtime.holder)
+        log.info("scheduler %s stopped", runtime.holder)
 
 
 if __name__ == "__main__":

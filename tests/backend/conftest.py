@@ -6,7 +6,8 @@
 * ``app`` / ``client``: the real FastAPI app from ``create_app`` with a pinned business date and a
   Rasa URL where nothing listens (tests of what is sent to Rasa use fake_rasa.FakeRasa).
 * ``book``: inserts customers, identities and loans (schedules from money.amortize) straight
-  through the app's sessionmaker (see testkit.Book).
+  through the app's sessionmaker (see testkit.Book); ``empty_book`` first empties every borrower,
+  loan and outreach table (outreach tests plan over the whole book).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from backend.cli import migrate  # noqa: E402
 from backend.core.config import Settings  # noqa: E402
 from backend.main import create_app  # noqa: E402
-from testkit import API_KEY, TODAY, Book  # noqa: E402
+from testkit import API_KEY, TODAY, Book, wipe  # noqa: E402
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
@@ -89,3 +90,11 @@ def client(app):
 @pytest.fixture(scope="module")
 def book(app) -> Book:
     return Book(app.state.sessionmaker)
+
+
+@pytest.fixture
+def empty_book(app, book) -> Book:
+    """The module's database without any borrower, loan or outreach row: for tests that plan over the
+    whole book (outreach) and must see only their own data."""
+    wipe(app.state.sessionmaker)
+    return book

@@ -11,11 +11,18 @@ test can assert the exact request (the conversation id keeps ':' and '+' unescap
 ``status`` makes it answer with an error instead (a Rasa that is up but failing); ``paused`` answers as
 for a conversation paused for staff (Rasa then stores the event but runs no action); ``on_request``
 is called with each request before the answer, e.g. to look at the database at that moment.
+
+It keeps a tracker per conversation as Rasa does: a triggered intent is stored as a user event
+(intent and entities in parse_data) followed, unless paused, by the bot's action and message; GET
+/tracker answers the tracker itself ({"sender_id", "paused", "events"}). ``delay`` seconds are slept
+after the trigger was stored and before answering (a Rasa slower than the client's timeout: the notice
+was delivered, the client saw a timeout).
 """
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -37,8 +44,10 @@ class FakeRasa:
         self.token = token
         self.status = 200
         self.paused = False
+        self.delay = 0.0
         self.on_request: Callable[[Request], Any] | None = None
         self.requests: list[Request] = []
+        self.trackers: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -56,6 +65,16 @@ class FakeRasa:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def triggered(self, conversation: str, intent: str, entities: dict) -> None:
+        """Store a triggered intent the way Rasa does (also to set up a tracker in a test)."""
+        events = self.trackers.setdefault(conversation, [])
+        events.append({"event": "user", "text": f"EXTERNAL: {intent}", "parse_data": {
+            "intent": {"name": intent, "confidence": 1.0},
+            "entities": [{"entity": k, "value": v} for k, v in entities.items()]}})
+        if not self.paused:
+            events += [{"event": "action", "name": "action_outreach_notice"}, {"event": "bot", "text": "..."},
+                       {"event": "action", "name": "action_listen"}]
 
     def take(self) -> list[Request]:
         """The requests so far, oldest first; forgets them."""
@@ -80,8 +99,17 @@ class FakeRasa:
                 with fake._lock:
                     fake.requests.append(req)
                 sender = parts.path.split("/")[2] if parts.path.startswith("/conversations/") else ""
-                answer = ({"tracker": {"sender_id": sender, "paused": fake.paused, "events": []}} if status == 200
-                          else {"version": "3.6.21", "status": "failure", "reason": "fake", "code": status})
+                tracker = {"sender_id": sender, "paused": fake.paused, "events": fake.trackers.get(sender, [])}
+                if status != 200:
+                    answer = {"version": "3.6.21", "status": "failure", "reason": "fake", "code": status}
+                elif self.command == "GET" and parts.path.endswith("/tracker"):
+                    answer = tracker
+                else:
+                    if parts.path.endswith("/trigger_intent"):
+                        with fake._lock:
+                            fake.triggered(sender, body["name"], body.get("entities") or {})
+                        time.sleep(fake.delay)
+                    answer = {"tracker": tracker}
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

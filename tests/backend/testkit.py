@@ -236,3 +236,79 @@ def console_sign_in(app, username: str, password: str) -> TestClient:
     assert r.status_code == 303, r.text
     c.csrf = re.search(r'data-csrf="([^"]+)"', c.get("/console").text).group(1)
     return c
+
+
+# ---- outreach (backend.services.outreach): a recording sender, a clean book, identity set-up
+
+class RecordingSender:
+    """A Sender for service-level tests: records every call instead of reaching Rasa. ``fail`` makes
+    calls fail with that error code; ``paused`` answers as for a conversation paused for staff. What
+    it delivered is its "tracker", which find() reads."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str, dict]] = []
+        self.fail: str | None = None
+        self.paused = False
+        self.delivered: dict[str, str] = {}  # notice_id -> conversation
+
+    def send(self, conversation: str, channel: str, intent: str, entities: dict):
+        from backend.services.outreach.sender import SendResult
+
+        self.calls.append((conversation, channel, intent, dict(entities)))
+        if self.fail:
+            return SendResult(error=self.fail, uncertain=True)
+        if self.paused:
+            return SendResult(paused=True)
+        self.delivered[entities["notice_id"]] = conversation
+        return SendResult()
+
+    def find(self, conversation: str, notice_id: str):
+        from backend.services.outreach.sender import DELIVERED
+
+        return DELIVERED if self.delivered.get(notice_id) == conversation else None
+
+    def take(self) -> list[tuple[str, str, str, dict]]:
+        taken, self.calls = self.calls, []
+        return taken
+
+
+# Child tables first: what wipe() empties so an outreach test sees only its own book.
+_BOOK_TABLES = (
+    "outreach_attempts", "outreach_notices", "scheduler_leases", "settlement_intents", "plan_requests",
+    "promises_to_pay", "handoff_notes", "handoff_cases", "complaint_events", "complaint_tickets",
+    "conversation_sessions", "otp_challenges", "payments", "instalments", "loans", "channel_identities",
+    "customers",
+)
+
+
+def wipe(sessionmaker) -> None:
+    """Empty every table that holds borrowers, loans and what happened to them (not the audit log)."""
+    from sqlalchemy import text
+
+    with sessionmaker() as db:
+        db.execute(text("UPDATE complaint_tickets SET linked_to_id = NULL"))
+        for table in _BOOK_TABLES:
+            db.execute(text(f"DELETE FROM {table}"))
+        db.commit()
+
+
+def set_identity(sessionmaker, customer_id: int, channel: str, **values) -> None:
+    """Change the customer's identity on a channel (verified, status, opted_out, last_inbound_at ...)."""
+    from sqlalchemy import update
+
+    with sessionmaker() as db:
+        db.execute(update(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id,
+                                                 ChannelIdentity.channel == Channel(channel)).values(**values))
+        db.commit()
+
+
+def set_customer(sessionmaker, customer_id: int, **values) -> None:
+    from sqlalchemy import update
+
+    with sessionmaker() as db:
+        db.execute(update(Customer).where(Customer.id == customer_id).values(**values))
+        db.commit()
+
+
+def shanghai(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=SHANGHAI)

@@ -142,10 +142,12 @@ def insert_new(db: Session, rows: list[dict]) -> int:
     """Bulk insert, skipping rows whose dedupe_key exists (a concurrent planner, an earlier run)."""
     dialect = db.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(N.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    table = N.__table__
+    # RETURNING counts the rows really inserted (executemany's rowcount is -1 on psycopg).
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
     inserted = 0
     for i in range(0, len(rows), CHUNK):
-        inserted += db.execute(stmt, rows[i:i + CHUNK]).rowcount
+        inserted += len(db.execute(stmt, rows[i:i + CHUNK]).all())
     return inserted
 
 

@@ -48,13 +48,14 @@ def window(ctx: Outreach, notice: OutreachNotice, now: datetime) -> Verdict | No
     return _defer(ctx, notice, "window", next_window_start(ctx.cfg, ctx.tz, now))
 
 
-def sent_count(db: Session, customer_id: int, service: bool, since: datetime, exclude_id: int) -> int:
-    """Notices of the customer sent (or being sent) since then, automated or service ones."""
+def sent_count(db: Session, notice: OutreachNotice, since: datetime) -> int:
+    """Notices of the customer, of the same group (automated or service), sent since then, or being
+    sent right now by another dispatcher (its own batch-mates are taken one by one after this one)."""
     n = OutreachNotice
     return db.scalar(select(func.count()).select_from(n).where(
-        n.customer_id == customer_id, n.service.is_(service), n.id != exclude_id,
+        n.customer_id == notice.customer_id, n.service.is_(notice.service), n.id != notice.id,
         or_((n.status == OutreachStatus.sent) & (n.sent_at >= since),
-            (n.status == OutreachStatus.sending) & (n.claimed_at >= since))))
+            (n.status == OutreachStatus.sending) & (n.claimed_at >= since) & (n.claim_token != notice.claim_token))))
 
 
 def caps(db: Session, ctx: Outreach, notice: OutreachNotice, now: datetime) -> Verdict | None:
@@ -67,7 +68,7 @@ def caps(db: Session, ctx: Outreach, notice: OutreachNotice, now: datetime) -> V
     checks = [("service_cap", ctx.cfg.service_caps.per_day, today)] if notice.service else [
         ("daily_cap", ctx.cfg.caps.per_day, today), ("weekly_cap", ctx.cfg.caps.per_week, today - timedelta(days=6))]
     for rule, limit, since in checks:
-        if sent_count(db, notice.customer_id, notice.service, day_start(since, ctx.tz), notice.id) >= limit:
+        if sent_count(db, notice, day_start(since, ctx.tz)) >= limit:
             return _defer(ctx, notice, rule, tomorrow)
     return None
 
