@@ -25,8 +25,8 @@ def acquire(db: Session, holder: str, now: datetime, ttl_seconds: int, name: str
                      .values(holder=holder, expires_at=expires).execution_options(synchronize_session=False)).rowcount
     if not got:
         insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-        got = db.execute(insert(L.__table__).values(name=name, holder=holder, expires_at=expires)
-                         .on_conflict_do_nothing(index_elements=["name"])).rowcount
+        got = len(db.execute(insert(L.__table__).values(name=name, holder=holder, expires_at=expires)
+                             .on_conflict_do_nothing(index_elements=["name"]).returning(L.__table__.c.name)).all())
     db.commit()
     return got == 1
 
