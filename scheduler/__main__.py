@@ -69,6 +69,9 @@ def setup() -> tuple[BlockingScheduler, "jobs.Runtime"]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL at INFO: the conversation id in it is a phone number or an openid.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # a line per job run
     from backend.services.outreach import lease
 
     scheduler, runtime = setup()

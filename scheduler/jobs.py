@@ -12,11 +12,12 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.core.clock import Clock
+from backend.core.clock import SHANGHAI, Clock
 from backend.core.config import BusinessRules
 from backend.services.outreach import dispatcher, lease, planner
 from backend.services.outreach.context import Outreach
@@ -39,7 +40,8 @@ class Runtime:
         return Outreach(self.rules, self.clock.now, self.sender, holder=self.holder, actor="scheduler")
 
     def hold_lease(self, db: Session) -> bool:
-        held = lease.acquire(db, self.holder, self.clock.now(), self.rules.outreach.lease_ttl_seconds)
+        # Wall-clock time, not the (possibly shifted demo) business clock: every process agrees on it.
+        held = lease.acquire(db, self.holder, datetime.now(SHANGHAI), self.rules.outreach.lease_ttl_seconds)
         if not held:
             log.debug("lease held by another scheduler: nothing to do")
         return held

@@ -46,7 +46,12 @@ def _tell(db: Session, notice: OutreachNotice, ctx: Outreach, actor: str, via: s
     db.commit()
     p = notice.payload
     detail = dict(reference=p["reference"], intent=kinds.INTENTS[notice.kind], channel=p["channel"], via=via)
-    outcome = dispatcher.dispatch_one(db, ctx, notice.id)
+    try:
+        outcome = dispatcher.dispatch_one(db, ctx, notice.id)
+    except Exception:  # the decision stands whatever the notice does; the scheduler picks the notice up
+        db.rollback()
+        log.exception("notice %s for %s: dispatch failed", detail["intent"], p["reference"])
+        outcome = dispatcher.Outcome("error", "internal_error")
     if outcome.status == "sent":
         audit.record(db, actor, "notice_sent", p["entity_type"], p["entity_id"], **detail)
         return True

@@ -165,3 +165,25 @@ def test_a_decision_at_22_00_is_told_at_08_00(app, client, empty_book, fake):
     told = [r for r in audit_since(app, after) if r[1] == "notice_sent"]
     assert [(a, act, d) for a, act, _, _, d in told] == [("scheduler", "notice_sent", {
         "reference": ref, "intent": "EXTERNAL_plan_decision", "channel": "sms", "via": "scheduler"})]
+
+
+def test_a_dispatch_error_never_fails_the_decision(app, client, empty_book, monkeypatch):
+    monkeypatch.setattr(app.state, "clock", ManualClock(shanghai(2026, 11, 23, 10)))  # inside the window
+    cust = empty_book.customer()
+    conv = f"sms:{cust.sms_id}"
+    ref = ok(client.post("/api/v1/complaints", headers=HEADERS, json={
+        "conversation": conv, "channel": "sms", "customer_id": cust.id, "category": "fees",
+        "description": "多收了服务费"}), 201)["reference"]
+
+    def broken(*args, **kw):
+        raise RuntimeError("a bug in the dispatcher")
+
+    monkeypatch.setattr(dispatcher, "process", broken)
+    after = last_audit_id(app)
+    assert ok(client.post(f"/api/v1/complaints/{ref}/start", headers=HEADERS, json={"by": "alice"}))["status"] == \
+        "in_progress"
+    rows = [(act, d.get("error")) for _, act, _, _, d in audit_since(app, after)]
+    assert rows == [("complaint.started", None), ("notice_failed", "internal_error")]
+    with app.state.sessionmaker() as db:  # left claimed: the scheduler recovers it after stale_sending_seconds
+        assert db.scalar(select(OutreachNotice.status).where(OutreachNotice.kind == OutreachKind.complaint_update)).value \
+            == "sending"

@@ -13,7 +13,6 @@ import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
 from backend.models import (

@@ -9,7 +9,7 @@ failed call is a permanent failure. Books start on Monday 2026-12-07.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest

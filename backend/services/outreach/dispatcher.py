@@ -81,8 +81,7 @@ def _sent(db: Session, notice: OutreachNotice, token: str, now: datetime, route:
     return Outcome("sent")
 
 
-def _verdict(db: Session, ctx: Outreach, notice: OutreachNotice, token: str, now: datetime,
-             verdict: rules.Verdict) -> Outcome:
+def _verdict(db: Session, notice: OutreachNotice, token: str, now: datetime, verdict: rules.Verdict) -> Outcome:
     if verdict.action == rules.EXPIRE:
         _end(db, notice, token, now, OutreachStatus.expired, "expired", verdict.rule, detail=verdict.rule)
         return Outcome("expired", verdict.rule)
@@ -140,7 +139,7 @@ def process(db: Session, ctx: Outreach, notice: OutreachNotice, token: str) -> O
             return _sent(db, notice, token, now, previous, "found in the tracker")
     verdict = rules.check(db, ctx, notice, now)
     if verdict.action != rules.SEND:
-        return _verdict(db, ctx, notice, token, now, verdict)
+        return _verdict(db, notice, token, now, verdict)
     route = routing.route(db, ctx.cfg, notice, now)
     if route == routing.LATER:
         until = now + timedelta(minutes=ctx.cfg.no_channel_retry_minutes)
