@@ -135,3 +135,10 @@ class BackendClient:
 
     async def customer_complaints(self, customer_id: int) -> list[dict]:
         return await self._request("GET", f"/customers/{customer_id}/complaints") or []
+
+    # ---- proactive outreach (issue 7) -----------------------------------------------------------
+    async def loan(self, loan_id: int) -> dict | None:
+        return await self._request("GET", f"/loans/{loan_id}")
+
+    async def outreach_notice(self, notice_id: str) -> dict | None:
+        return await self._request("GET", f"/outreach/notices/{notice_id}")

@@ -175,6 +175,12 @@ def workflow_stories() -> list[dict]:
             *settle, user("每个月几号扣款", "query_repayment_schedule"), {"action": "action_answer_schedule"},
             *asks("settlement_form", "settle_confirm"), {"intent": "deny"},
             *finished("settlement_form", "action_submit_settlement")]},
+        {"story": "early settlement: a promise to pay instead ends the quote", "steps": [
+            *settle, user("[后天](date)一定还", "promise_to_pay"), {"action": "action_deactivate_loop"},
+            {"active_loop": None}, {"action": "promise_form"}, {"active_loop": "promise_form"}]},
+        {"story": "plan request: a complaint instead ends it and opens the complaint", "steps": [
+            *plan, {"slot_was_set": [{"requested_slot": "plan_type"}]}, user("我要投诉你们的催收", "complaint"),
+            {"action": "action_deactivate_loop"}, {"active_loop": None}, *opens("action_complaint_start", "complaint_form")]},
         {"story": "complaint: description, outcome, contact, filed, then a person", "steps": [
             *complaint, {"intent": "complaint"}, *asks("complaint_form", "complaint_outcome"),
             {"intent": "deny"}, *asks("complaint_form", "complaint_contact"), {"intent": "affirm"},
@@ -189,6 +195,20 @@ def workflow_stories() -> list[dict]:
             {"intent": "EXTERNAL_plan_decision"}, {"action": "action_plan_decision_notice"}]},
         {"story": "a complaint changed status", "steps": [
             {"intent": "EXTERNAL_complaint_update"}, {"action": "action_complaint_update_notice"}]},
+        {"story": "a due-date reminder, then the borrower asks for a plan", "steps": [
+            VERIFIED, {"intent": "EXTERNAL_due_reminder"}, {"action": "action_outreach_notice"},
+            user("好的，能不能分期？", "request_repayment_plan"), *opens("action_plan_start", "plan_form")]},
+        {"story": "a rating follow-up the day after a person helped", "steps": [
+            {"intent": "EXTERNAL_csat_followup"}, {"action": "action_outreach_notice"}, {"action": "csat_form"},
+            {"active_loop": "csat_form"}, {"slot_was_set": [{"requested_slot": "csat_score"}]},
+            user("4", "provide_identity"), {"action": "csat_form"},
+            {"slot_was_set": [{"csat_score": "4"}, {"requested_slot": "csat_comment"}]},
+            user("没有", "deny"), {"action": "csat_form"},
+            {"slot_was_set": [{"csat_comment": "none"}, {"requested_slot": None}]}, {"active_loop": None},
+            {"action": "action_submit_csat"}]},
+        {"story": "an overdue notice, then a promise", "steps": [
+            VERIFIED, {"intent": "EXTERNAL_overdue_notice"}, {"action": "action_outreach_notice"},
+            user("[明天](date)就还", "promise_to_pay"), {"action": "promise_form"}, {"active_loop": "promise_form"}]},
         {"story": "a decision arrives in the middle of a complaint", "steps": [
             *complaint, {"intent": "EXTERNAL_plan_decision"}, {"action": "action_plan_decision_notice"},
             *asks("complaint_form", "complaint_description")]},

@@ -39,13 +39,14 @@ _used: set[int] = set()
 
 
 def fresh_borrower(stack, extra: str = "") -> tuple[int, dict]:
-    """A low-risk, non-VIP customer with exactly one active loan, not used by another test here.
-    "web:<id>" is a signed-in web session: verified without the SMS code."""
+    """A low-risk, non-VIP customer with exactly one active loan and no plan request, not used by another
+    test here (highest ids first: other modules take the lowest). "web:<id>" is a signed-in web
+    session: verified without the SMS code."""
     with stack.db() as conn:
         rows = conn.execute(
             "SELECT c.id FROM customers c JOIN loans l ON l.customer_id = c.id "
-            "WHERE c.risk_tier = 'low' AND c.value_tier != 'vip' "
-            f"GROUP BY c.id HAVING COUNT(*) = 1 AND MAX(l.status) = 'active' {extra} ORDER BY c.id").fetchall()
+            "WHERE c.risk_tier = 'low' AND c.value_tier != 'vip' AND c.id NOT IN (SELECT customer_id FROM plan_requests) "
+            f"GROUP BY c.id HAVING COUNT(*) = 1 AND MAX(l.status) = 'active' {extra} ORDER BY c.id DESC").fetchall()
     cid = next(r[0] for r in rows if r[0] not in _used)
     _used.add(cid)
     (loan,) = stack.backend(f"/customers/{cid}/loans").json()
@@ -288,3 +289,28 @@ def test_anonymous_complaint_contact_is_re_asked_and_cancel_works(stack):
     assert "已取消" in stack.texts(other, "算了不投诉了")
     with stack.db() as conn:
         assert conn.execute("SELECT COUNT(*) FROM complaint_tickets WHERE conversation = ?", (other,)).fetchone()[0] == 0
+
+
+def test_another_request_ends_the_form_and_is_handled(stack):
+    """A payoff quote waits for 「登记」; 「后天一定还」 instead records the promise, nothing else."""
+    cid, loan = fresh_borrower(stack)
+    sender = f"web:{cid}"
+    assert "需要为您登记这次提前结清的意向吗" in stack.texts(sender, "我想今天提前结清")
+    reply = stack.texts(sender, "后天一定还")
+    promised = (today() + timedelta(days=2)).isoformat()
+    (promise,) = stack.backend(f"/customers/{cid}/promises").json()
+    assert promise["promised_date"] == promised and f"已为您登记：{cn_day(promised)}还款" in reply
+    assert stack.backend(f"/customers/{cid}/settlement-intents").json() == []
+    assert active_loop(stack, sender) is None
+
+
+def test_a_promise_over_the_balance_is_re_asked(stack):
+    cid, loan = fresh_borrower(stack)
+    sender = f"web:{cid}"
+    reply = stack.texts(sender, "明天还100万")
+    assert (f"¥1,000,000.00超过了您{loan['product_name']}（尾号{loan['loan_no_last4']}）剩余应还的 "
+            f"{yuan(loan['total_outstanding'])}，请重新告诉我打算还多少。") in reply
+    assert stack.backend(f"/customers/{cid}/promises").json() == []
+    done = stack.texts(sender, "那就还2000元")
+    (promise,) = stack.backend(f"/customers/{cid}/promises").json()
+    assert Decimal(promise["amount"]) == Decimal("2000.00") and "¥2,000.00" in done

@@ -1,0 +1,82 @@
+"""Scheduled notices (reminders, overdue notices, offers, follow-ups) written for the borrower.
+
+The scheduler triggers an EXTERNAL_* intent with the notice's id; this action re-reads the notice
+and the loan from the backend at that moment, so the borrower sees today's figures (penalty
+interest included), and fills the notice kind's template (config/outreach_templates/<kind>.txt,
+editable). Something already paid is never reminded about: then nothing is said.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from .backend_client import BackendClient, BackendUnavailable
+from .formatting import day, loan_name, yuan
+from .workflows import entity
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "config" / "outreach_templates"
+DUE_KINDS = ("due_in_3_days", "due_in_1_day", "due_today")
+
+
+@lru_cache(maxsize=None)
+def template(kind: str) -> str:
+    return (TEMPLATES / f"{kind}.txt").read_text(encoding="utf-8").strip()
+
+
+def render(kind: str, **values: Any) -> str:
+    return template(kind).format(how_to_pay=template("how_to_pay"), **values)
+
+
+async def notice_text(client: BackendClient, notice: dict) -> tuple[str | None, list]:
+    """The message for a notice as things stand now, or None when there is nothing to say."""
+    kind, payload = notice["kind"], notice.get("payload") or {}
+    if kind == "hardship_offer":
+        return render(kind), []
+    if kind == "csat_followup":
+        case_id = payload.get("case_id")
+        return render(kind, reference=payload.get("reference", "")), [SlotSet("handoff_case", case_id)]
+    loan = await client.loan(notice["loan_id"]) if notice.get("loan_id") else None
+    if not loan:
+        return None, []
+    if kind in DUE_KINDS:
+        rows = await client.schedule(loan["id"])
+        row = next((r for r in rows if r["seq"] == notice.get("instalment_seq")), None)
+        if row is None or row["amount_outstanding"] == "0.00":
+            return None, []  # paid (or restructured) since the notice was planned
+        return render(kind, loan=loan_name(loan), amount=yuan(row["amount_outstanding"]),
+                      due_date=day(row["due_date"])), []
+    if kind.startswith("overdue_"):
+        if loan["days_past_due"] <= 0:
+            return None, []
+        return render(kind, loan=loan_name(loan), days=loan["days_past_due"], amount=yuan(loan["overdue_amount"]),
+                      penalty=yuan(loan["penalty_interest"])), []
+    if kind == "promise_reminder":
+        if loan["status"] == "settled":
+            return None, []
+        return render(kind, loan=loan_name(loan), promised_date=day(payload["promised_date"]),
+                      amount=yuan(payload["amount"])), []
+    return None, []
+
+
+class ActionOutreachNotice(Action):
+    def name(self) -> str:
+        return "action_outreach_notice"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        notice_id = entity(tracker, "notice_id")
+        client = BackendClient()
+        try:
+            notice = await client.outreach_notice(notice_id) if notice_id else None
+            if not notice:
+                return []
+            text, events = await notice_text(client, notice)
+        except BackendUnavailable:
+            return []  # no figures, no message: the scheduler sees no reply and retries
+        if text:
+            dispatcher.utter_message(text=text)
+        return events
