@@ -19,8 +19,23 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from socketio import AsyncServer
 
+from channels.backend import ChannelBackend
+
 log = logging.getLogger(__name__)
 ANON = re.compile(r"^web:anon-[0-9a-f]{32}$")
+SIGNED_IN = re.compile(r"^web:(\d+)$")
+
+
+async def record_presence(sender: str, key: str) -> None:
+    """A signed-in borrower connected or wrote: the backend's web identity gets last_inbound_at,
+    which tells the scheduler the web chat can deliver a notice now. Never blocks the chat."""
+    m = SIGNED_IN.match(sender or "")
+    if not m:
+        return  # anonymous visitors have no account to remind
+    try:
+        await ChannelBackend().claim("web", m.group(1), key)
+    except Exception as exc:  # noqa: BLE001 - presence is best effort; the message still goes to Rasa
+        log.warning("web presence not recorded: %s", type(exc).__name__)
 
 
 class WebChatInput(SocketIOInput):
@@ -66,6 +81,7 @@ class WebChatInput(SocketIOInput):
                 await sio.save_session(sid, {"sender": sender})
             sio.enter_room(sid, sender)  # python-socketio 5.8: synchronous (see field notes)
             await sio.emit("session_confirm", sender, room=sid)
+            await record_presence(sender, f"connect:{sid}")
 
         @sio.on(self.user_message_evt)
         async def handle_message(sid: Text, data: Dict) -> None:
@@ -74,6 +90,7 @@ class WebChatInput(SocketIOInput):
             text = (data or {}).get("message", "")
             if not sender or not isinstance(text, str) or not text.strip() or len(text) > 2000:
                 return
+            await record_presence(sender, f"message:{sid}:{uuid.uuid4().hex}")
             await on_new_message(UserMessage(text, SocketIOOutput(sio, self.bot_message_evt), sender,
                                              input_channel=self.name(), metadata={}))
 
