@@ -12,7 +12,7 @@ from backend.api.routes import (
     settlements, webchat,
 )
 from backend.core.clock import Clock
-from backend.core.config import Settings, get_settings, load_rules
+from backend.core.config import Settings, effective_rules, get_settings, load_rules
 from backend.core.errors import install_error_handlers
 from backend.db import make_engine, make_sessionmaker
 from backend.services.rasa_api import RasaClient
@@ -38,8 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.rules = load_rules(settings.business_rules_path)
-    app.state.clock = Clock(settings.frozen_date)
+    app.state.rules = effective_rules(load_rules(settings.business_rules_path), settings)
+    # The business clock; OUTREACH_DEMO_TIME shifts it as the scheduler's (backend.core.clock).
+    app.state.clock = Clock.from_settings(settings)
+    if app.state.clock.shifted:
+        logging.getLogger("backend").info("demo clock: business time %s (OUTREACH_DEMO_TIME=%s)",
+                                          app.state.clock.now().isoformat(timespec="seconds"),
+                                          settings.outreach_demo_time)
     app.state.sms_sender = make_sms_sender(settings)
     app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_api_token)
     install_error_handlers(app)

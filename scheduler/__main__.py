@@ -5,6 +5,10 @@ dispatch due notices every dispatch_seconds (OUTREACH_DISPATCH_SECONDS overrides
 (heartbeat); recompute segments daily at 02:00 through the backend API. Missed runs are coalesced
 into one and dropped past misfire_grace_seconds (config/business.yml, ``outreach``); notices that
 went stale meanwhile lapse by the outreach rules.
+
+Business time is the backend's clock (backend.core.clock.Clock), built from the same settings:
+APP_FROZEN_DATE, and OUTREACH_DEMO_TIME for demos (the backend shifts alike, so decisions taken in
+the console and the scheduler's runs agree); the lease is kept on the real time.
 """
 from __future__ import annotations
 
@@ -49,18 +53,18 @@ def build_scheduler(database_url: str, rules, dispatch_seconds: int) -> Blocking
 
 def setup() -> tuple[BlockingScheduler, "jobs.Runtime"]:
     env = apply_env()
-    from backend.core.config import get_settings, load_rules
+    from backend.core.clock import Clock
+    from backend.core.config import effective_rules, get_settings, load_rules
     from backend.db import make_engine, make_sessionmaker
     from backend.services.outreach.sender import RasaSender
     from backend.services.rasa_api import RasaClient
     from scheduler import jobs
-    from scheduler.clock import make_clock
 
     settings = get_settings()
-    rules = load_rules(settings.business_rules_path)
+    rules = effective_rules(load_rules(settings.business_rules_path), settings)
     jobs.RUNTIME = jobs.Runtime(
         rules=rules, sessions=make_sessionmaker(make_engine(settings.database_url)),
-        clock=make_clock(settings.frozen_date, settings.outreach_demo_time),
+        clock=Clock.from_settings(settings),  # the backend's clock, OUTREACH_DEMO_TIME included
         sender=RasaSender(RasaClient(settings.rasa_url, settings.rasa_api_token)),
         backend_url=env.get("BACKEND_URL", ""), api_key=env.get("SCHEDULER_API_KEY", "dev-scheduler-key"))
     dispatch_seconds = int(settings.outreach_dispatch_seconds or rules.outreach.dispatch_seconds)

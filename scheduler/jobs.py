@@ -12,12 +12,11 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.core.clock import SHANGHAI, Clock
+from backend.core.clock import Clock
 from backend.core.config import BusinessRules
 from backend.services.outreach import dispatcher, lease, planner
 from backend.services.outreach.context import Outreach
@@ -37,11 +36,12 @@ class Runtime:
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
     def outreach(self) -> Outreach:
-        return Outreach(self.rules, self.clock.now, self.sender, holder=self.holder, actor="scheduler")
+        return Outreach(self.rules, self.clock.now, self.sender, holder=self.holder, actor="scheduler",
+                        clock_wall=self.clock.wall)
 
     def hold_lease(self, db: Session) -> bool:
         # Wall-clock time, not the (possibly shifted demo) business clock: every process agrees on it.
-        held = lease.acquire(db, self.holder, datetime.now(SHANGHAI), self.rules.outreach.lease_ttl_seconds)
+        held = lease.acquire(db, self.holder, self.clock.wall(), self.rules.outreach.lease_ttl_seconds)
         if not held:
             log.debug("lease held by another scheduler: nothing to do")
         return held

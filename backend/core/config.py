@@ -6,6 +6,7 @@ that the business edits, never from constants in code.
 """
 from __future__ import annotations
 
+import logging
 from datetime import time
 from decimal import Decimal
 from functools import lru_cache
@@ -49,11 +50,27 @@ class Settings(BaseSettings):
     console_cookie_secure: bool = Field(default=False, alias="CONSOLE_COOKIE_SECURE")
     # ISO date; when set, "today" is this date (demo and tests across processes).
     frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
-    # Scheduler demo settings (scheduler/): dispatch every N seconds instead of
-    # outreach.dispatch_seconds, and a clock that starts at this HH:MM of the business date and
-    # runs on in real time, so a demo at night still sees reminders inside the contact window.
+    # Scheduler demo setting: dispatch every N seconds instead of outreach.dispatch_seconds.
     outreach_dispatch_seconds: str = Field(default="", alias="OUTREACH_DISPATCH_SECONDS")
+    # Demo clock of the whole stack (backend and scheduler; backend.core.clock.Clock): business time
+    # starts at this HH:MM of the business date and runs on in real time, never changing the date, so
+    # a demo or a test run at night is inside the contact window. Empty: the real time.
     outreach_demo_time: str = Field(default="", alias="OUTREACH_DEMO_TIME")
+    # The WeChat service-notice template (the channel reads the same variable, credentials.yml):
+    # outreach may use WeChat outside its 48-hour window only when this is set and
+    # outreach.wechat_template_outside_window is true (effective_rules).
+    wechat_template_id: str = Field(default="", alias="WECHAT_TEMPLATE_ID")
+
+    @field_validator("outreach_demo_time")
+    @classmethod
+    def _demo_time(cls, value: str) -> str:
+        from backend.core.clock import parse_demo_time
+
+        try:
+            parse_demo_time(value)
+        except ValueError:
+            raise ValueError(f'OUTREACH_DEMO_TIME must be empty or a time of day "HH:MM", not {value!r}') from None
+        return value.strip()
 
     def api_keys(self) -> dict[str, str]:
         """Map key -> caller name."""
@@ -402,6 +419,19 @@ class BusinessRules(BaseModel):
             early_settlement=EarlySettlementRules(**raw.get("early_settlement", {})),
             outreach=OutreachRules(**raw.get("outreach", {})),
         )
+
+
+def effective_rules(rules: BusinessRules, settings: Settings) -> BusinessRules:
+    """The business rules as this deployment can keep them. WeChat reaches a borrower outside its
+    48-hour window only by a template message, so outreach.wechat_template_outside_window holds only
+    when WECHAT_TEMPLATE_ID is set too; without it the flag is off here (and a warning says so)."""
+    if rules.outreach.wechat_template_outside_window and not settings.wechat_template_id.strip():
+        logging.getLogger(__name__).warning(
+            "outreach.wechat_template_outside_window is true but WECHAT_TEMPLATE_ID is empty: "
+            "outreach uses WeChat only inside its %d-hour window", rules.outreach.wechat_window_hours)
+        outreach = rules.outreach.model_copy(update={"wechat_template_outside_window": False})
+        return rules.model_copy(update={"outreach": outreach})
+    return rules
 
 
 @lru_cache

@@ -77,7 +77,8 @@ class OutreachNotice(Base):
 
 class OutreachAttempt(Base):
     """One step in a notice's life: sent, suppressed:<rule>, deferred:<rule>, no_channel, rasa_error,
-    retry_scheduled, permanent_failure, expired. ``detail`` never holds personal data."""
+    no_reply (Rasa took it, the bot said nothing), retry_scheduled, permanent_failure, expired.
+    ``detail`` never holds personal data."""
 
     __tablename__ = "outreach_attempts"
 

@@ -5,10 +5,11 @@ window; backend.services.outreach) sent through the same dispatcher as the sched
 only triggers an EXTERNAL_* intent with the notice id, its kind and the record's reference, and the
 bot re-reads the record and words the message. The decision is committed first (the bot's action
 reads it through the API, and no write lock is held while Rasa works). Inside the contact window the
-notice goes out at once; otherwise (a decision at 22:00) it waits for the scheduler, which sends it
-when the window opens. A notice that cannot be delivered now (Rasa down or answering an error, the
-conversation paused for staff) never undoes or fails the decision: it is logged, audited
-(notice_failed) and retried by the scheduler.
+notice goes out at once; otherwise (a decision at 22:00 business time: the app's clock, which
+OUTREACH_DEMO_TIME shifts for demos and end-to-end runs, backend.core.clock) it waits for the
+scheduler, which sends it when the window opens. A notice that cannot be delivered now (Rasa down or
+answering an error, the conversation paused for staff, the bot saying nothing) never undoes or fails
+the decision: it is logged, audited (notice_failed) and retried by the scheduler.
 
 The request's session carries the app's rules and clock (backend.api.deps.get_db puts them in
 ``db.info``), so the routes call these functions with the session and the Rasa client only.
@@ -20,7 +21,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from backend.core.clock import Clock
-from backend.core.config import BusinessRules, get_settings, load_rules
+from backend.core.config import BusinessRules, effective_rules, get_settings, load_rules
 from backend.models import ComplaintTicket, OutreachNotice, PlanRequest
 
 from . import audit
@@ -36,9 +37,10 @@ COMPLAINT_UPDATE = "EXTERNAL_complaint_update"  # a ticket was started, resolved
 
 
 def _context(db: Session, rasa: RasaClient, via: str) -> Outreach:
-    rules: BusinessRules = db.info.get("rules") or load_rules(get_settings().business_rules_path)
-    clock: Clock = db.info.get("clock") or Clock()
-    return Outreach(rules, clock.now, RasaSender(rasa), holder=f"backend:{via}")
+    rules: BusinessRules = db.info.get("rules") or effective_rules(load_rules(get_settings().business_rules_path),
+                                                                   get_settings())
+    clock: Clock = db.info.get("clock") or Clock.from_settings(get_settings())
+    return Outreach(rules, clock.now, RasaSender(rasa), holder=f"backend:{via}", clock_wall=clock.wall)
 
 
 def _tell(db: Session, notice: OutreachNotice, ctx: Outreach, actor: str, via: str) -> bool:
@@ -53,6 +55,8 @@ def _tell(db: Session, notice: OutreachNotice, ctx: Outreach, actor: str, via: s
         log.exception("notice %s for %s: dispatch failed", detail["intent"], p["reference"])
         outcome = dispatcher.Outcome("error", "internal_error")
     if outcome.status == "sent":
+        if outcome.channel and outcome.channel != p["channel"]:
+            detail["sent_on"] = outcome.channel  # not the request's channel (e.g. WeChat's window was closed)
         audit.record(db, actor, "notice_sent", p["entity_type"], p["entity_id"], **detail)
         return True
     if outcome.status == "deferred" and not outcome.paused:

@@ -9,14 +9,18 @@ test can assert the exact request (the conversation id keeps ':' and '+' unescap
         assert rasa.requests[-1].json == {...}
 
 ``status`` makes it answer with an error instead (a Rasa that is up but failing); ``paused`` answers as
-for a conversation paused for staff (Rasa then stores the event but runs no action); ``on_request``
-is called with each request before the answer, e.g. to look at the database at that moment.
+for a conversation paused for staff (Rasa then stores the event but runs no action); ``silent`` runs
+the action but the bot says nothing (actions/outreach.py when the backend is unreachable or the
+instalment was paid: no bot event); ``on_request`` is called with each request before the answer,
+e.g. to look at the database at that moment.
 
 It keeps a tracker per conversation as Rasa does: a triggered intent is stored as a user event
-(intent and entities in parse_data) followed, unless paused, by the bot's action and message; GET
-/tracker answers the tracker itself ({"sender_id", "paused", "events"}). ``delay`` seconds are slept
-after the trigger was stored and before answering (a Rasa slower than the client's timeout: the notice
-was delivered, the client saw a timeout).
+(intent and entities in parse_data) followed, unless paused, by the bot's action and (unless silent)
+its message; trigger_intent answers {"tracker": ...} with the events, as Rasa does (``bare_answer``:
+without them, so the client must GET the tracker); GET /tracker answers the tracker itself
+({"sender_id", "paused", "events"}). ``delay`` seconds are slept after the trigger was stored and
+before answering (a Rasa slower than the client's timeout: the notice was delivered, the client saw a
+timeout).
 """
 from __future__ import annotations
 
@@ -44,6 +48,8 @@ class FakeRasa:
         self.token = token
         self.status = 200
         self.paused = False
+        self.silent = False
+        self.bare_answer = False
         self.delay = 0.0
         self.on_request: Callable[[Request], Any] | None = None
         self.requests: list[Request] = []
@@ -73,8 +79,10 @@ class FakeRasa:
             "intent": {"name": intent, "confidence": 1.0},
             "entities": [{"entity": k, "value": v} for k, v in entities.items()]}})
         if not self.paused:
-            events += [{"event": "action", "name": "action_outreach_notice"}, {"event": "bot", "text": "..."},
-                       {"event": "action", "name": "action_listen"}]
+            events.append({"event": "action", "name": "action_outreach_notice"})
+            if not self.silent:
+                events.append({"event": "bot", "text": "...", "data": {"elements": None, "buttons": None}})
+            events.append({"event": "action", "name": "action_listen"})
 
     def take(self) -> list[Request]:
         """The requests so far, oldest first; forgets them."""
@@ -99,17 +107,21 @@ class FakeRasa:
                 with fake._lock:
                     fake.requests.append(req)
                 sender = parts.path.split("/")[2] if parts.path.startswith("/conversations/") else ""
-                tracker = {"sender_id": sender, "paused": fake.paused, "events": fake.trackers.get(sender, [])}
+
+                def tracker() -> dict:
+                    with fake._lock:
+                        return {"sender_id": sender, "paused": fake.paused, "events": list(fake.trackers.get(sender, []))}
+
                 if status != 200:
                     answer = {"version": "3.6.21", "status": "failure", "reason": "fake", "code": status}
                 elif self.command == "GET" and parts.path.endswith("/tracker"):
-                    answer = tracker
+                    answer = tracker()
                 else:
                     if parts.path.endswith("/trigger_intent"):
                         with fake._lock:
                             fake.triggered(sender, body["name"], body.get("entities") or {})
                         time.sleep(fake.delay)
-                    answer = {"tracker": tracker}
+                    answer = {"tracker": {"sender_id": sender, "paused": fake.paused} if fake.bare_answer else tracker()}
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

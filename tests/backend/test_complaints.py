@@ -340,9 +340,12 @@ def test_extension_once_with_a_reason_up_to_60_days(app, client, clock):
     row = stored(app, ref)
     assert local(row.due_at) - local(row.received_at) == timedelta(days=60)
     assert row.extension_reason == "需调取通话录音，客户电话138****5678"
+    # ten days after the complaint WeChat's 48-hour window is closed (no template): the notice waits
     assert audit_since(app, audit_from) == [("alice", "complaint.extended", "complaint_ticket", str(row.id), {
         "reference": ref, "from_due_at": "2026-12-08T10:00:00+08:00", "due_at": "2027-01-22T10:00:00+08:00",
-        "via": "actions"}), failed_notice(ref, "alice", str(row.id))]
+        "via": "actions"}), ("alice", "notice_deferred", "complaint_ticket", str(row.id), {
+        "reason": "no_channel", "until": "2026-12-03T11:00:00+08:00", "reference": ref,
+        "intent": "EXTERNAL_complaint_update", "channel": "wechat", "via": "actions"})]
 
     frozen, before = snapshot(app, ref), counts(app)
     assert_error(act(client, ref, "extend", reason="还需要时间", due_date="2027-01-20"), 409, "already_extended")

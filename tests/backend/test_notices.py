@@ -19,17 +19,20 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from backend.core.clock import SHANGHAI
-from backend.models import ComplaintTicket, OutreachNotice, PlanRequest
+from backend.core.config import Settings, effective_rules
+from backend.models import ComplaintTicket, Customer, OutreachNotice, PlanRequest
 from backend.services import staff
 from backend.services.rasa_api import RasaClient
 from fake_rasa import FakeRasa
-from testkit import HEADERS, ManualClock, assert_error, audit_since, console_sign_in, last_audit_id, ok
+from testkit import (
+    HEADERS, ManualClock, assert_error, audit_since, console_sign_in, last_audit_id, ok, set_identity,
+)
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
 TOKEN = "rasa-test-token"
@@ -58,7 +61,8 @@ def rasa(app, people, fake_rasa):
     """The app talks to the fake Rasa (answering 200) with a clock at T0; restored afterwards."""
     original_rasa, original_clock = app.state.rasa, app.state.clock
     app.state.rasa, app.state.clock = RasaClient(fake_rasa.url, TOKEN), ManualClock(T0)
-    fake_rasa.status, fake_rasa.paused, fake_rasa.on_request = 200, False, None
+    fake_rasa.status, fake_rasa.paused, fake_rasa.silent, fake_rasa.on_request = 200, False, False, None
+    fake_rasa.bare_answer = False
     fake_rasa.take()
     yield fake_rasa
     app.state.rasa, app.state.clock = original_rasa, original_clock
@@ -66,6 +70,11 @@ def rasa(app, people, fake_rasa):
 
 def conversation(cust, channel: str) -> str:
     return {"web": f"web:{cust.id}", "wechat": f"wechat:{cust.wechat_id}", "sms": f"sms:{cust.sms_id}"}[channel]
+
+
+def wrote_on(book, cust, channel: str, at: datetime = T0 - timedelta(hours=1)) -> None:
+    """The borrower wrote on that channel (a WeChat request opens WeChat's 48-hour window)."""
+    set_identity(book.sessionmaker, cust.id, channel, last_inbound_at=at)
 
 
 KIND = {PLAN: "plan_decision", COMPLAINT: "complaint_update"}
@@ -111,6 +120,7 @@ def plan_under_review(client, book, channel: str) -> tuple[str, str]:
     cust = book.customer("周立")
     loan = book.loan(cust.id, "6000", "0.12", 12, date(2026, 7, 13), paid=4)
     conv = conversation(cust, channel)
+    wrote_on(book, cust, channel)
     ref = ok(client.post("/api/v1/plan-requests", headers=HEADERS, json={
         "conversation": conv, "channel": channel, "customer_id": cust.id, "loan_id": loan.id,
         "reason_category": "income_drop", "plan_type": "instalment", "months": 12}), 201)["reference"]
@@ -121,6 +131,7 @@ def plan_under_review(client, book, channel: str) -> tuple[str, str]:
 def complaint(client, book, channel: str, category: str = "fees") -> tuple[str, str]:
     cust = book.customer("吴芳")
     conv = conversation(cust, channel)
+    wrote_on(book, cust, channel)
     ref = ok(client.post("/api/v1/complaints", headers=HEADERS, json={
         "conversation": conv, "channel": channel, "customer_id": cust.id, "category": category,
         "description": "多收了我一笔服务费"}), 201)["reference"]
@@ -228,6 +239,38 @@ def test_each_complaint_change_and_the_extension_is_told(app, client, book, rasa
         sent(who.actor, "complaint_ticket", r, COMPLAINT, channel_of[r], via) for r in (ref, ref, ref, other, third)]
 
 
+# --------------------------------------------------------------------------- WeChat's 48-hour window
+
+@pytest.mark.parametrize("template", ["", "tmpl-notice"])
+def test_a_decision_asked_for_on_wechat_outside_its_window(app, client, book, rasa, template):
+    """Outside the window WeChat can send only a template: without one (or without the rule allowing
+    it) the decision goes by the borrower's next channel (SMS here), not to a WeChat that sends nothing."""
+    ref, conv = plan_under_review(client, book, "wechat")
+    with app.state.sessionmaker() as db:
+        cust_id = db.scalar(select(PlanRequest.customer_id).where(PlanRequest.reference == ref))
+    set_identity(book.sessionmaker, cust_id, "wechat", last_inbound_at=T0 - timedelta(hours=49))
+    original = app.state.rules
+    yml = original.model_copy(update={"outreach": original.outreach.model_copy(
+        update={"wechat_template_outside_window": True})})
+    app.state.rules = effective_rules(yml, Settings(WECHAT_TEMPLATE_ID=template))
+    try:
+        rasa.take()
+        after = last_audit_id(app)
+        assert ok(Staff(app, client, "actions").plan(ref, "approve"))["status"] == "approved"
+    finally:
+        app.state.rules = original
+    (request,) = rasa.take()
+    detail = {"reference": ref, "intent": PLAN, "channel": "wechat", "via": "actions"}
+    if template:
+        assert shape(app, request) == trigger(conv, "wechat", PLAN, ref)
+    else:
+        with app.state.sessionmaker() as db:
+            phone = db.get(Customer, cust_id).phone
+        assert shape(app, request) == trigger(f"sms:+86{phone}", "sms", PLAN, ref)
+        detail["sent_on"] = "sms"
+    assert [(act, d) for _, act, _, _, d in notice_rows(app, after)] == [("notice_sent", detail)]
+
+
 # --------------------------------------------------------------------------- what is not sent
 
 def test_withdrawal_review_and_other_non_decisions_send_nothing(app, client, book, rasa):
@@ -265,6 +308,7 @@ def test_withdrawal_review_and_other_non_decisions_send_nothing(app, client, boo
     ("intent_not_in_domain", "http_404"),  # what Rasa answers for an intent its domain lacks
     ("wrong_token", "http_401"),
     ("paused_for_staff", "conversation_paused"),  # 200, but Rasa runs no action in a paused conversation
+    ("bot_silent", "no_reply"),  # 200, the action ran, but the bot said nothing (e.g. the backend unreachable)
 ])
 def test_a_failed_notice_leaves_the_decision_standing(app, client, book, rasa, caplog, failure, error):
     ref, conv = plan_under_review(client, book, "sms")
@@ -275,6 +319,8 @@ def test_a_failed_notice_leaves_the_decision_standing(app, client, book, rasa, c
         app.state.rasa = RasaClient(rasa.url, "not-the-token")
     elif failure == "paused_for_staff":
         rasa.paused = True
+    elif failure == "bot_silent":
+        rasa.silent = True
     else:
         rasa.status = int(error.removeprefix("http_"))
     after = last_audit_id(app)

@@ -93,7 +93,7 @@ def test_summary_counts_what_the_log_says(app, client, empty_book):
         "sent": {"overdue_1": {"sms": 1}, "due_in_3_days": {"sms": 1}},
         "skipped": {"unsubscribed": {"due_in_1_day": 1}},
         "deferred": {"daily_cap": {"due_in_3_days": 1}, "no_channel": {"due_in_3_days": 1}},
-        "failed": {}, "rasa_errors": {}, "expired": {},
+        "failed": {}, "rasa_errors": {}, "no_reply": {}, "expired": {},
         "waiting": {"planned": 2, "sending": 0},
     }
     assert ok(client.get("/api/v1/outreach/summary", headers=HEADERS, params={"since": "2026-12-08T00:00:00"}))["sent"] == {}

@@ -1,7 +1,8 @@
 """Each notice reaches the borrower at most once (backend.services.outreach), on SQLite and PostgreSQL:
 two dispatchers claiming at the same moment, a dispatcher dying before or after its call to Rasa (the
 notice left in "sending" is recovered by asking Rasa's tracker), Rasa answering too late (the retry
-asks the tracker first), the scheduler lease. Rasa here is tests/backend/fake_rasa.FakeRasa, a real
+asks the tracker first), the bot saying nothing (Rasa answers 200 but the tracker holds no bot message
+after the notice: retried, then a counted permanent failure, never "sent"), the scheduler lease. Rasa here is tests/backend/fake_rasa.FakeRasa, a real
 HTTP server keeping trackers the way Rasa does.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ def fake_rasa():
 @pytest.fixture
 def fake(fake_rasa):
     fake_rasa.status, fake_rasa.paused, fake_rasa.delay = 200, False, 0.0
+    fake_rasa.silent = fake_rasa.bare_answer = False
     fake_rasa.trackers.clear()
     fake_rasa.take()
     return fake_rasa
@@ -210,16 +212,111 @@ def test_a_decision_stored_in_a_paused_conversation_is_sent_again_after_the_hand
 
 
 def test_the_tracker_check_reads_rasa_events():
+    """Delivered only when the bot said something after the notice (the send and the recovery alike)."""
     nid = "5b8f0d0e-0000-4000-8000-000000000001"
     user = {"event": "user", "parse_data": {"intent": {"name": "EXTERNAL_due_reminder"},
                                             "entities": [{"entity": "notice_id", "value": nid}]}}
-    acted = [user, {"event": "action", "name": "action_due_reminder"}, {"event": "bot", "text": "您好"}]
+    action = {"event": "action", "name": "action_outreach_notice"}
+    listen = {"event": "action", "name": "action_listen"}
+    acted = [user, action, {"event": "bot", "text": "您好"}, listen]
     assert find_notice(acted, nid) == "delivered"
-    assert find_notice([user, {"event": "action", "name": "action_listen"}], nid) == "paused"
-    assert find_notice([user, {"event": "user", "parse_data": {}}, {"event": "bot"}], nid) == "paused"
+    buttons = {"event": "bot", "text": None, "data": {"buttons": [{"title": "好的"}], "image": None}}
+    assert find_notice([user, action, buttons], nid) == "delivered"
+    # the action ran and said nothing (backend unreachable, already paid): not delivered
+    assert find_notice([user, action, listen], nid) == "no_reply"
+    empty = {"event": "bot", "text": "", "data": {"elements": None, "buttons": None}}
+    assert find_notice([user, action, empty, listen], nid) == "no_reply"
+    assert find_notice([user, action, listen, {"event": "user", "text": "hi"}, {"event": "bot", "text": "在"}],
+                       nid) == "no_reply"  # a bot message after the borrower's next message is not about it
+    # stored, nothing ran (paused for staff)
+    assert find_notice([user, listen], nid) == "paused"
+    assert find_notice([user, {"event": "user", "parse_data": {}}, {"event": "bot", "text": "x"}], nid) == "paused"
+    # sent again after a silent attempt: delivered if any of its triggers got a message
+    assert find_notice([user, action, listen, *acted], nid) == "delivered"
     assert find_notice(acted, "another") is None
     other_intent = dict(user, parse_data={"intent": {"name": "greet"}, "entities": user["parse_data"]["entities"]})
-    assert find_notice([other_intent, {"event": "bot"}], nid) is None
+    assert find_notice([other_intent, {"event": "bot", "text": "x"}], nid) is None
+
+
+# --------------------------------------------------------------------------- the bot saying nothing
+
+def test_rasa_answering_200_without_a_bot_message_is_retried_not_sent(app, empty_book, fake):
+    cust, _ = due_loan(empty_book)
+    plan(app)
+    fake.silent = True  # the action runs, the bot says nothing (e.g. it could not reach the backend)
+    clock = ManualClock(T8)
+    ctx = ctx_for(app, clock, RasaSender(RasaClient(fake.url, TOKEN)))
+    assert dispatch(app, ctx) == Counter({"retry": 1})
+    n = the_notice(app)
+    assert (n.status.value, n.last_error, n.attempts, n.sent_at) == ("planned", "no_reply", 1, None)
+    assert local(n.next_attempt_at) == T8 + timedelta(minutes=1)  # retry_backoff_minutes[0]
+    fake.silent = False
+    clock.advance(minutes=1)
+    assert dispatch(app, ctx) == Counter({"sent": 1})
+    assert len(triggers(fake)) == 2  # asked again: the first time nothing reached the borrower
+    assert outcomes(app, n) == ["no_reply", "retry_scheduled", "sent"]
+    events = fake.trackers[f"sms:{cust.sms_id}"]
+    assert [e["event"] for e in events].count("bot") == 1 and find_notice(events, n.notice_id) == "delivered"
+
+
+def test_a_bot_that_never_answers_is_a_counted_permanent_failure(app, empty_book, fake):
+    due_loan(empty_book)
+    plan(app)
+    fake.silent = True
+    clock = ManualClock(T8)
+    ctx = ctx_for(app, clock, RasaSender(RasaClient(fake.url, TOKEN)))
+    got = Counter()
+    for minutes in (0, 1, 5, 30):  # the backoff: 1, 5, 30 minutes after each attempt
+        clock.advance(minutes=minutes)
+        got += dispatch(app, ctx)
+    assert got == Counter({"retry": 3, "failed": 1})
+    n = the_notice(app)
+    assert (n.status.value, n.attempts, n.last_error, n.sent_at) == ("failed", 4, "no_reply", None)
+    assert outcomes(app, n) == ["no_reply", "retry_scheduled"] * 3 + ["no_reply", "permanent_failure"]
+    with app.state.sessionmaker() as db:
+        from backend.services.outreach.summary import summary
+
+        counted = summary(db, T8)
+    assert (counted["sent"], counted["failed"], counted["no_reply"], counted["rasa_errors"]) == (
+        {}, {"due_in_3_days": 1}, {"due_in_3_days": 4}, {})
+    clock.advance(hours=2)
+    assert dispatch(app, ctx) == Counter() and len(triggers(fake)) == 4  # never again
+
+
+def test_the_tracker_is_read_when_rasas_answer_does_not_show_the_notice(app, empty_book, fake):
+    due_loan(empty_book)
+    plan(app)
+    fake.bare_answer = True  # trigger_intent answers a tracker without events
+    ctx = ctx_for(app, ManualClock(T8), RasaSender(RasaClient(fake.url, TOKEN)))
+    assert dispatch(app, ctx) == Counter({"sent": 1})
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in fake.take()] == [("POST", "trigger_intent"), ("GET", "tracker")]
+    fake.silent = True  # and read there: the bot said nothing
+    due_loan(empty_book)
+    plan(app)
+    assert dispatch(app, ctx) == Counter({"retry": 1})
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in fake.take()] == [("POST", "trigger_intent"), ("GET", "tracker")]
+
+
+@pytest.mark.parametrize("silent_before", [True, False])
+def test_recovery_after_a_crash_uses_the_same_test_a_bot_message(app, empty_book, fake, silent_before):
+    """A dispatcher died after its call; the bot had said nothing (silent) or had answered: the
+    successor sends again only in the first case."""
+    cust, _ = due_loan(empty_book)
+    plan(app)
+    rasa = RasaSender(RasaClient(fake.url, TOKEN))
+    clock = ManualClock(T8)
+    fake.silent = silent_before
+    dispatch(app, ctx_for(app, clock, Dies(rasa, after=True), "crashed"))
+    fake.silent = False
+    fake.take()
+    clock.advance(seconds=121)
+    assert dispatch(app, ctx_for(app, clock, rasa, "successor")) == Counter({"recovered": 1, "sent": 1})
+    sent_again = [r for r in fake.take() if r.path.endswith("/trigger_intent")]
+    assert len(sent_again) == (1 if silent_before else 0)
+    n = the_notice(app)
+    assert outcomes(app, n) == ["sent"] and n.status.value == "sent"
+    events = fake.trackers[f"sms:{cust.sms_id}"]
+    assert [e["event"] for e in events].count("bot") == 1
 
 
 # --------------------------------------------------------------------------- the lease

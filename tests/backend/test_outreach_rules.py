@@ -20,6 +20,7 @@ from backend.models import (
     HandoffStatus, IdentityStatus, Instalment, Loan, LoanStatus, OutreachAttempt, OutreachKind, OutreachNotice,
     PromiseStatus, PromiseToPay,
 )
+from backend.core.config import Settings, effective_rules
 from backend.services.outreach import dispatcher, planner
 from backend.services.outreach.context import Outreach
 from backend.services.outreach.summary import summary
@@ -393,14 +394,36 @@ def test_channel_choice_preferred_first_wechat_window_sms_opt_out_web_connected(
     assert env.log(waiting) == [("12-09 08:00", "deferred:no_channel", None), ("12-09 09:00", "sent", "web")]
 
 
-def test_wechat_templates_reach_the_borrower_outside_the_window(app, env):
+def with_template_rule(app, env, flag: bool, template_id: str) -> None:
+    """The rules as the process has them (effective_rules): outreach.wechat_template_outside_window
+    from business.yml, WECHAT_TEMPLATE_ID from the environment."""
+    yml = app.state.rules.model_copy(update={"outreach": app.state.rules.outreach.model_copy(
+        update={"wechat_template_outside_window": flag})})
+    rules = effective_rules(yml, Settings(WECHAT_TEMPLATE_ID=template_id))
+    env.rules, env.ctx.rules = rules, rules
+
+
+@pytest.mark.parametrize("flag,template_id,channel", [
+    (True, "tmpl-service-notice", "wechat"),  # both: the template carries it
+    (True, "", "sms"),  # the rule without a template id: WeChat would send nothing
+    (False, "tmpl-service-notice", "sms"),  # a template the business did not allow for outreach
+])
+def test_wechat_outside_the_window_only_with_the_rule_and_a_template(app, env, flag, template_id, channel):
     cust = env.book.customer(preferred=Channel.wechat)
     loan_due(env, cust, date(2026, 12, 10))
     set_identity(env.sessions, cust.id, "wechat", verified=True, last_inbound_at=shanghai(2026, 11, 1, 9))
+    with_template_rule(app, env, flag, template_id)
+    conversation = f"wechat:{cust.wechat_id}" if channel == "wechat" else sms(cust)
+    assert env.day(2026, 12, 7, 8) == [("due_in_3_days", channel, conversation)]
+
+
+def test_the_template_rule_counts_as_off_without_a_template_id(app, caplog):
     rules = app.state.rules.model_copy(update={"outreach": app.state.rules.outreach.model_copy(
         update={"wechat_template_outside_window": True})})
-    env.rules, env.ctx.rules = rules, rules
-    assert env.day(2026, 12, 7, 8) == [("due_in_3_days", "wechat", f"wechat:{cust.wechat_id}")]
+    assert effective_rules(rules, Settings(WECHAT_TEMPLATE_ID="  ")).outreach.wechat_template_outside_window is False
+    assert "WECHAT_TEMPLATE_ID is empty" in caplog.text
+    assert effective_rules(rules, Settings(WECHAT_TEMPLATE_ID="t1")).outreach.wechat_template_outside_window is True
+    assert rules.outreach.wechat_template_outside_window is True  # the loaded rules are not changed
 
 
 def test_an_unverified_or_unsubscribed_wechat_is_not_used(env):
@@ -410,19 +433,61 @@ def test_an_unverified_or_unsubscribed_wechat_is_not_used(env):
     assert env.day(2026, 12, 7, 8) == [("due_in_3_days", "sms", sms(cust))]
 
 
-def test_service_notices_answer_in_the_conversation_the_borrower_used(env):
-    cust = env.book.customer()  # preferred sms, WeChat unverified and silent
-    env.at(2026, 12, 7, 9)
-    env.add(OutreachKind.complaint_update, cust.id, "test:cp", payload={
-        "reference": "CP20261207-0001", "conversation": f"wechat:{cust.wechat_id}", "channel": "wechat",
+def complaint_update_in(env, cust, key: str, conversation: str) -> int:
+    channel = conversation.partition(":")[0]
+    return env.add(OutreachKind.complaint_update, cust.id, key, valid_days=14, payload={
+        "reference": "CP20261207-0001", "conversation": conversation, "channel": channel,
         "entity_type": "complaint_ticket", "entity_id": 1})
+
+
+def test_service_notices_answer_in_the_conversation_the_borrower_used(env):
+    cust = env.book.customer()  # preferred sms
+    set_identity(env.sessions, cust.id, "wechat", last_inbound_at=shanghai(2026, 12, 6, 10))  # unverified
+    env.at(2026, 12, 7, 9)
+    complaint_update_in(env, cust, "test:cp", f"wechat:{cust.wechat_id}")
     assert env.dispatch() == [("complaint_update", "wechat", f"wechat:{cust.wechat_id}")]
     # that conversation turned out to be someone else: the borrower's own channels instead
     set_identity(env.sessions, cust.id, "wechat", status=IdentityStatus.wrong_person)
-    env.add(OutreachKind.complaint_update, cust.id, "test:cp2", payload={
-        "reference": "CP20261207-0001", "conversation": f"wechat:{cust.wechat_id}", "channel": "wechat",
-        "entity_type": "complaint_ticket", "entity_id": 1})
+    complaint_update_in(env, cust, "test:cp2", f"wechat:{cust.wechat_id}")
     assert env.dispatch() == [("complaint_update", "sms", sms(cust))]
+
+
+def test_a_service_notice_for_a_wechat_conversation_outside_its_window_takes_the_next_channel(env):
+    cust = env.book.customer(preferred=Channel.wechat)
+    set_identity(env.sessions, cust.id, "wechat", verified=True, last_inbound_at=shanghai(2026, 12, 5, 8, 59))
+    env.at(2026, 12, 7, 9)  # 48 h 01 min after the borrower's last WeChat message, no template
+    n = complaint_update_in(env, cust, "test:cp", f"wechat:{cust.wechat_id}")
+    assert env.dispatch() == [("complaint_update", "sms", sms(cust))]  # wechat (preferred, closed), then sms
+    (notice,) = env.notices(id=n)
+    assert (notice.status.value, notice.channel.value, notice.conversation) == ("sent", "sms", sms(cust))
+    assert env.log(notice) == [("12-07 09:00", "sent", "sms")]
+
+
+def test_a_wechat_service_notice_with_no_other_channel_waits_for_the_window(env):
+    cust = env.book.customer(preferred=Channel.wechat)
+    set_identity(env.sessions, cust.id, "wechat", verified=True, last_inbound_at=shanghai(2026, 12, 1, 9))
+    set_identity(env.sessions, cust.id, "sms", opted_out=True)  # and the web chat is not connected
+    env.at(2026, 12, 7, 9)
+    n = complaint_update_in(env, cust, "test:cp", f"wechat:{cust.wechat_id}")
+    assert env.dispatch() == []
+    (notice,) = env.notices(id=n)
+    assert (notice.status.value, notice.last_error, local(notice.next_attempt_at)) == (
+        "planned", "no_channel", shanghai(2026, 12, 7, 10))
+    set_identity(env.sessions, cust.id, "wechat", last_inbound_at=shanghai(2026, 12, 7, 9, 30))  # writes again
+    assert env.at(2026, 12, 7, 10).dispatch() == [("complaint_update", "wechat", f"wechat:{cust.wechat_id}")]
+    assert env.log(env.notices(id=n)[0]) == [("12-07 09:00", "deferred:no_channel", None),
+                                             ("12-07 10:00", "sent", "wechat")]
+
+
+def test_the_wechat_window_as_the_channel_sees_it_on_the_real_clock(env):
+    """Under OUTREACH_DEMO_TIME the business clock runs behind or ahead of the real one; the WeChat
+    channel checks the window on the real clock, so both must agree it is open."""
+    cust = env.book.customer(preferred=Channel.wechat)
+    loan_due(env, cust, date(2026, 12, 10))
+    set_identity(env.sessions, cust.id, "wechat", verified=True, last_inbound_at=shanghai(2026, 12, 5, 10))
+    env.at(2026, 12, 7, 8).plan()  # business time 08:00: 46 hours after the last message
+    env.ctx.clock_wall = lambda: shanghai(2026, 12, 7, 18)  # real time: 56 hours after it
+    assert env.dispatch() == [("due_in_3_days", "sms", sms(cust))]
 
 
 def test_rasa_paused_for_staff_counts_as_not_delivered(env):

@@ -69,6 +69,7 @@ def running_stack(run_dir: Path, databases: dict[str, str]):
         "BACKEND_API_KEY": API_KEY,
         "SMS_PROVIDER": "outbox",
         "SMS_OUTBOX_PATH": str(run_dir / "sms_outbox.jsonl"),
+        "OUTREACH_DEMO_TIME": "10:00",  # backend and scheduler at 10:00 today: inside the contact window at any hour
         **databases,  # the caller's settings win (databases, SMS provider, channel fakes)
     }
     s = Stack.from_env(run_dir, overrides, with_scheduler=False)

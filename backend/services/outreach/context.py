@@ -21,6 +21,9 @@ class Outreach:
     sender: Sender
     holder: str = "backend"  # who claims notices (the scheduler's lease holder id)
     actor: str = "scheduler"  # audit actor of decision notices sent later by this process
+    # The real time (Clock.wall), for what the channels check on their own clock (WeChat's window);
+    # None: the business clock (they are the same unless OUTREACH_DEMO_TIME shifts it).
+    clock_wall: Callable[[], datetime] | None = None
 
     @property
     def cfg(self) -> OutreachRules:
@@ -32,6 +35,9 @@ class Outreach:
 
     def now(self) -> datetime:
         return local(self.clock_now(), self.tz)
+
+    def wall(self) -> datetime:
+        return local((self.clock_wall or self.clock_now)(), self.tz)
 
 
 def fresh(db, model, pk):

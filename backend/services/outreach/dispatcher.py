@@ -10,8 +10,13 @@
   the call): Rasa's tracker is asked first, and a delivered notice is marked sent, not sent again.
 * A notice left in "sending" for ``stale_sending_seconds`` (its dispatcher died) is re-claimed and
   goes through the same path.
-* Rasa failing: retry after retry_backoff_minutes; after max_attempts failed calls the notice is a
-  permanent failure (status failed, a warning in the log, counted in the summary).
+* Delivered means the bot said something: Rasa answering 200 is not enough. The tracker must show a
+  bot message after the notice's EXTERNAL_* event (sender.find_notice, the same test as the recovery
+  above); an action that said nothing is an attempt with outcome ``no_reply``.
+* Rasa failing, or the bot saying nothing: retry after retry_backoff_minutes (the rules are checked
+  again first: a loan paid meanwhile is skipped, not retried); after max_attempts failed attempts the
+  notice is a permanent failure (status failed, a warning in the log, counted in the summary), never
+  "sent".
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from backend.services import audit
 from . import kinds, routing, rules
 from .clock import local
 from .context import Outreach, fresh
-from .sender import DELIVERED, SendFailed
+from .sender import DELIVERED, NO_REPLY, SendFailed
 
 log = logging.getLogger(__name__)
 N = OutreachNotice
@@ -43,6 +48,7 @@ class Outcome:
     rule: str | None = None  # the rule, or Rasa's error code
     until: datetime | None = None
     paused: bool = False  # Rasa answered for a conversation paused for staff
+    channel: str | None = None  # where it was sent
 
 
 # --------------------------------------------------------------------------- writing
@@ -78,7 +84,7 @@ def _sent(db: Session, notice: OutreachNotice, token: str, now: datetime, route:
           detail: str | None = None) -> Outcome:
     _end(db, notice, token, now, OutreachStatus.sent, "sent", None, route.channel, detail, sent_at=now,
          channel=Channel(route.channel), conversation=route.conversation, identity_id=route.identity_id)
-    return Outcome("sent")
+    return Outcome("sent", channel=route.channel)
 
 
 def _verdict(db: Session, notice: OutreachNotice, token: str, now: datetime, verdict: rules.Verdict) -> Outcome:
@@ -116,7 +122,7 @@ def _call_failed(db: Session, ctx: Outreach, notice: OutreachNotice, token: str,
     values = dict(status=OutreachStatus.failed) if final else dict(status=OutreachStatus.planned, next_attempt_at=until)
     if not _update(db, notice, token, attempts=attempts, last_error=error, **values):
         return Outcome("lost", error)
-    _attempt(db, notice, now, "rasa_error", channel, error)
+    _attempt(db, notice, now, NO_REPLY if error == NO_REPLY else "rasa_error", channel, error)
     if final:
         _attempt(db, notice, now, "permanent_failure", channel, f"{error} after {attempts} attempts")
         log.warning("outreach notice %s (%s) failed permanently after %d attempts: %s",
@@ -140,7 +146,7 @@ def process(db: Session, ctx: Outreach, notice: OutreachNotice, token: str) -> O
     verdict = rules.check(db, ctx, notice, now)
     if verdict.action != rules.SEND:
         return _verdict(db, notice, token, now, verdict)
-    route = routing.route(db, ctx.cfg, notice, now)
+    route = routing.route(db, ctx.cfg, notice, now, ctx.wall())
     if route == routing.LATER:
         until = now + timedelta(minutes=ctx.cfg.no_channel_retry_minutes)
         if until >= local(notice.expires_at, ctx.tz):
@@ -254,6 +260,8 @@ def _audit_decision(db: Session, ctx: Outreach, notice: OutreachNotice, outcome:
         return
     p = notice.payload
     detail = dict(reference=p["reference"], intent=kinds.INTENTS[notice.kind], channel=p.get("channel"), via="scheduler")
+    if outcome.channel and outcome.channel != p.get("channel"):
+        detail["sent_on"] = outcome.channel  # not the request's channel (e.g. WeChat's window was closed)
     if outcome.status == "sent":
         audit.record(db, ctx.actor, "notice_sent", p["entity_type"], p["entity_id"], **detail)
     else:

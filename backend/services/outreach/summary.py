@@ -2,7 +2,7 @@
 
 Counted from the attempt rows at or after ``since`` (each is one thing that happened): sent by kind
 and channel; suppressed (skipped) by rule and kind; deferred by rule and kind; permanent failures,
-Rasa errors and expiries by kind. ``waiting`` is a snapshot of the notices still planned or sending.
+Rasa errors, attempts the bot answered with nothing (no_reply) and expiries by kind. ``waiting`` is a snapshot of the notices still planned or sending.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _nest(rows) -> dict:
 def summary(db: Session, since: datetime) -> dict:
     rows = db.execute(select(A.outcome, N.kind, A.channel, func.count()).join(N, N.id == A.notice_id)
                       .where(A.at >= since).group_by(A.outcome, N.kind, A.channel)).all()
-    sent, skipped, deferred, failed, errors, expired = [], [], [], {}, {}, {}
+    sent, skipped, deferred, failed, errors, silent, expired = [], [], [], {}, {}, {}, {}
     for outcome, kind, channel, n in rows:
         kind = kind.value
         if outcome == "sent":
@@ -37,6 +37,8 @@ def summary(db: Session, since: datetime) -> dict:
             failed[kind] = failed.get(kind, 0) + n
         elif outcome == "rasa_error":
             errors[kind] = errors.get(kind, 0) + n
+        elif outcome == "no_reply":
+            silent[kind] = silent.get(kind, 0) + n
         elif outcome == "expired":
             expired[kind] = expired.get(kind, 0) + n
     waiting = dict(db.execute(select(N.status, func.count()).where(
@@ -44,7 +46,7 @@ def summary(db: Session, since: datetime) -> dict:
     return {
         "since": since.isoformat(),
         "sent": _nest(sent), "skipped": _nest(skipped), "deferred": _nest(deferred),
-        "failed": failed, "rasa_errors": errors, "expired": expired,
+        "failed": failed, "rasa_errors": errors, "no_reply": silent, "expired": expired,
         "waiting": {s.value: waiting.get(s, 0) for s in (OutreachStatus.planned, OutreachStatus.sending)},
     }
 
