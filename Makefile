@@ -8,7 +8,7 @@ APP_PY := .venv-app/bin/python
 BOT_PY := .venv-bot/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run stop test setup envs db model validate eval clean browser
+.PHONY: run stop test setup envs db model validate eval clean browser bench-outreach
 
 .venv-app/.installed: requirements/app.lock scripts/setup_envs.sh
 	@scripts/setup_envs.sh app
@@ -48,6 +48,17 @@ test: envs model browser
 	@echo "==> app-side tests (backend, conversation stories, end to end)"
 	@$(APP_PY) -m pytest --ignore=tests/bot --timeout 900 $(PYTEST_ARGS); rc=$$?; \
 	 if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# Outreach benchmark (not part of `make test`; CPU heavy, about 11 minutes on 2 cores): a generated
+# book of BENCH_LOANS loans in a fresh SQLite file (BENCH_ARGS="--url postgresql+psycopg://..." for an
+# empty PostgreSQL database), the day's notices planned (timed), BENCH_DELIVER of them delivered by the
+# real dispatcher through the real Rasa and action server to fake WeChat/Twilio servers (notices/s,
+# checked against the outreach log), peak memory per process; reports/outreach-bench.{json,md}.
+BENCH_LOANS ?= 100000
+BENCH_DELIVER ?= 2000
+BENCH_ARGS ?=
+bench-outreach: envs model
+	@$(APP_PY) -m scheduler.bench_delivery --loans $(BENCH_LOANS) --deliver $(BENCH_DELIVER) $(BENCH_ARGS)
 
 # NLU benchmark: 5-fold cross-validation, reports and confusion matrix in reports/nlu.
 eval: .venv-bot/.installed
