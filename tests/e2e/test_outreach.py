@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import ROOT, running_stack  # noqa: E402
+from tests.e2e.conftest import ROOT, running_stack  # noqa: E402
 from scripts.stack import APP_PY  # noqa: E402
 from test_workflows import cn_day, today, yuan  # noqa: E402
 from webchat_page import sign_in  # noqa: E402
