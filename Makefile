@@ -54,6 +54,7 @@ test: envs model browser
 # empty PostgreSQL database), the day's notices planned (timed), BENCH_DELIVER of them delivered by the
 # real dispatcher through the real Rasa and action server to fake WeChat/Twilio servers (notices/s,
 # checked against the outreach log), peak memory per process; reports/outreach-bench.{json,md}.
+# The scheduler runs one dispatcher; BENCH_ARGS="--dispatchers 2" measures two concurrent ones.
 BENCH_LOANS ?= 100000
 BENCH_DELIVER ?= 2000
 BENCH_ARGS ?=

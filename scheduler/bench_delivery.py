@@ -136,9 +136,17 @@ def dispatch(sessions, rules, clock, sender, target: int, holder: str, batch: in
             once = [True, False]
             got = dispatcher.dispatch_due(db, ctx, keep_going=lambda: once.pop(0) if once else False)
             counts.update(got)
-            if sum(got.values()) < size:
-                break  # the batch was not full: nothing more is due
+            if sum(got.values()) < size and not due(db, clock.now()):
+                break  # nothing more is due (a short batch alone may be another dispatcher's claim)
     return counts
+
+
+def due(db, now: datetime) -> bool:
+    from sqlalchemy import exists, select
+
+    from backend.models import OutreachNotice as N, OutreachStatus
+
+    return db.scalar(select(exists().where(N.status == OutreachStatus.planned, N.next_attempt_at <= now)))
 
 
 def deliver(sessions, rules, clock, sender, target: int, dispatchers: int) -> tuple[Counter, float]:
