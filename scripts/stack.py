@@ -73,16 +73,25 @@ class Stack:
         return env
 
     def start(self) -> None:
+        """The servers start together; the scheduler only once they answer, so that its first
+        dispatch does not meet a Rasa still loading its model (it would back off a minute)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self._child_env()
-        for svc in self.services:
-            log = open(self.run_dir / f"{svc.name}.log", "ab")
-            proc = subprocess.Popen(svc.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            self.procs[svc.name] = proc
-            (self.run_dir / f"{svc.name}.pid").write_text(str(proc.pid))
-        for svc in self.services:
+        servers = [svc for svc in self.services if svc.health_url]
+        for svc in servers:
+            self._spawn(svc, env)
+        for svc in servers:
             self.wait_healthy(svc)
+        for svc in self.services:
+            if not svc.health_url:
+                self._spawn(svc, env)
+
+    def _spawn(self, svc: Service, env: dict[str, str]) -> None:
+        log = open(self.run_dir / f"{svc.name}.log", "ab")
+        proc = subprocess.Popen(svc.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[svc.name] = proc
+        (self.run_dir / f"{svc.name}.pid").write_text(str(proc.pid))
 
     def wait_healthy(self, svc: Service) -> None:
         deadline = time.monotonic() + svc.startup_timeout
