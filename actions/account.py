@@ -26,6 +26,14 @@ def latest_entity(tracker: Tracker, name: str) -> str | None:
     return None
 
 
+async def verified_or_told(dispatcher: CollectingDispatcher, client: BackendClient, tracker: Tracker) -> int | None:
+    """The verified customer, or None after telling the borrower that verification comes first."""
+    customer_id = await verified_customer_id(client, tracker)
+    if customer_id is None:
+        dispatcher.utter_message(text=NOT_VERIFIED)
+    return customer_id
+
+
 class AccountAnswer(Action, ABC):
     """Shared path of every account answer: verification, loan choice, backend errors.
 
@@ -38,9 +46,8 @@ class AccountAnswer(Action, ABC):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         client = BackendClient()
         try:
-            customer_id = await verified_customer_id(client, tracker)
+            customer_id = await verified_or_told(dispatcher, client, tracker)
             if customer_id is None:
-                dispatcher.utter_message(text=NOT_VERIFIED)
                 return []
             loans = await client.loans(customer_id)
             if not self.include_settled:

@@ -15,11 +15,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .account import BUSY, NOT_VERIFIED
+from .account import BUSY, verified_or_told
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
 from .handoff import hand_over, plan_needs_person
-from .identity import split_sender, verified_customer_id
+from .identity import split_sender
 from .knowledge import business_rules, kb
 from .loan_choice import loan_by_last4, open_loans, pick
 from .workflows import WorkflowForm, entity, has_any, latest_intent, message_text, words
@@ -161,9 +161,8 @@ class ActionPlanStart(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         client = BackendClient()
         try:
-            customer_id = await verified_customer_id(client, tracker)
+            customer_id = await verified_or_told(dispatcher, client, tracker)
             if customer_id is None:
-                dispatcher.utter_message(text=NOT_VERIFIED)
                 return done()
             text, reference = message_text(tracker), plan_reference(tracker)
             if has_any(text, "plan_withdraw"):
