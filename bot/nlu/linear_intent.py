@@ -1,0 +1,175 @@
+"""Intent classifier: a linear SVM on character n-grams and cue-word groups, with temperature-scaled
+confidences.
+
+Why not DIET: with a few thousand Chinese examples and no pretrained Chinese encoder that can be
+installed offline, DIET trained from scratch scored 0.869 cross-validated intent macro-F1 on our
+data, while a regularised linear model on the same character n-grams scored 0.93 (README,
+"Measured"), trains in seconds instead of ~10 minutes and gives the same answer on every run.
+scikit-learn does the learning; this module only wires it into Rasa's graph and turns SVM margins
+into confidences that FallbackClassifier can threshold.
+
+Confidences: the SVM's decision values are divided by one temperature and soft-maxed. The
+temperature is fitted on held-out decision values (k-fold cross-validation over the training data),
+so that a confidence of 0.6 means "right about 60% of the time" on unseen messages.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text
+
+import joblib
+import numpy as np
+import yaml
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from scipy.optimize import minimize_scalar
+from scipy.sparse import csr_matrix
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline, make_union
+from sklearn.svm import LinearSVC
+
+from bot.nlu.normalize import normalize
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "linear_intent.joblib"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class CueGroups(BaseEstimator, TransformerMixin):
+    """One binary feature per word group of the cue lexicon: does the text contain any member?"""
+
+    def __init__(self, groups: Dict[Text, List[Text]], weight: float = 1.0) -> None:
+        self.groups = groups
+        self.weight = weight
+
+    def fit(self, texts: Any, labels: Any = None) -> "CueGroups":
+        return self
+
+    def transform(self, texts: Any) -> csr_matrix:
+        names = sorted(self.groups)
+        rows = [[self.weight if any(w in text for w in self.groups[name]) else 0.0 for name in names]
+                for text in texts]
+        return csr_matrix(np.array(rows, dtype=float).reshape(len(rows), len(names)))
+
+
+def load_cues(path: Optional[Text]) -> Dict[Text, List[Text]]:
+    if not path:
+        return {}
+    full = Path(path) if Path(path).is_absolute() else ROOT / path
+    data = yaml.safe_load(full.read_text(encoding="utf-8")) or {}
+    return {name: [normalize(str(w)) for w in words] for name, words in data.items()}
+
+
+def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
+    """The vectoriser and SVM; shared with scripts/quick_intent_cv.py so the proxy measures this."""
+    ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(config["min_ngram"], config["max_ngram"]),
+                             sublinear_tf=True)
+    cues = load_cues(config.get("cue_lexicon"))
+    features = make_union(ngrams, CueGroups(cues, config["cue_weight"])) if cues else ngrams
+    return make_pipeline(features, LinearSVC(C=config["C"]))
+
+
+def decisions_2d(model: Pipeline, texts: List[Text]) -> np.ndarray:
+    """decision_function as one column per class (scikit-learn gives one column for two classes)."""
+    scores = model.decision_function(texts)
+    return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
+
+
+def fit_temperature(decisions: np.ndarray, gold: np.ndarray) -> float:
+    """The temperature T minimising the log loss of softmax(decisions / T) on held-out rows."""
+    def nll(temperature: float) -> float:
+        return -float(np.mean(log_softmax(decisions / temperature, axis=1)[np.arange(len(gold)), gold]))
+    return float(minimize_scalar(nll, bounds=(0.01, 10.0), method="bounded").x)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
+class LinearIntentClassifier(GraphComponent, IntentClassifier):
+    """Predicts the intent and a full intent ranking from the (already normalised) message text."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"min_ngram": 1, "max_ngram": 3, "C": 1.0, "calibration_folds": 5, "ranking_length": 10,
+                "cue_lexicon": None, "cue_weight": 1.0}
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        return ["sklearn"]
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+                 model: Optional[Pipeline] = None, temperature: float = 1.0) -> None:
+        self._config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self._model = model
+        self._temperature = temperature
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "LinearIntentClassifier":
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        examples = [e for e in training_data.intent_examples if e.get(TEXT)]
+        texts = [e.get(TEXT) for e in examples]
+        labels = np.array([e.get(INTENT) for e in examples])
+        if len(set(labels)) < 2:
+            logger.warning("LinearIntentClassifier needs at least two intents; not trained.")
+            return self._resource
+        self._temperature = self._calibrate(texts, labels)
+        self._model = build_pipeline(self._config).fit(texts, labels)
+        with self._model_storage.write_to(self._resource) as directory:
+            joblib.dump({"model": self._model, "temperature": self._temperature}, directory / MODEL_FILE)
+        return self._resource
+
+    def _calibrate(self, texts: List[Text], labels: np.ndarray) -> float:
+        """Held-out decision values from k folds, then the temperature that fits them best."""
+        smallest = min(np.unique(labels, return_counts=True)[1])
+        folds = min(self._config["calibration_folds"], smallest)
+        if folds < 2:
+            return 1.0
+        classes = np.unique(labels)
+        decisions = np.zeros((len(texts), len(classes)))
+        text_array = np.array(texts, dtype=object)
+        for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=0).split(texts, labels):
+            fold = build_pipeline(self._config).fit(text_array[train_idx], labels[train_idx])
+            columns = np.searchsorted(classes, fold.classes_)
+            decisions[np.ix_(test_idx, columns)] = decisions_2d(fold, list(text_array[test_idx]))
+        temperature = fit_temperature(decisions, np.searchsorted(classes, labels))
+        logger.info("LinearIntentClassifier: %d folds, temperature %.3f", folds, temperature)
+        return temperature
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> "LinearIntentClassifier":
+        try:
+            with model_storage.read_from(resource) as directory:
+                saved = joblib.load(directory / MODEL_FILE)
+            return cls(config, model_storage, resource, saved["model"], saved["temperature"])
+        except (ValueError, FileNotFoundError):
+            logger.warning("LinearIntentClassifier: no trained model in %s.", resource.name)
+            return cls(config, model_storage, resource)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if self._model is None or not text:
+                continue
+            scores = decisions_2d(self._model, [text])[0]
+            confidences = softmax(scores / self._temperature)
+            order = np.argsort(confidences)[::-1]
+            ranking = [{INTENT_NAME_KEY: str(self._model.classes_[i]),
+                        PREDICTED_CONFIDENCE_KEY: float(confidences[i])} for i in order]
+            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set("intent_ranking", ranking[: self._config["ranking_length"]], add_to_output=True)
+        return messages
