@@ -23,7 +23,8 @@ from bot.settings import ROOT, apply_env
 # Everything a trained model's weights depend on. The entity extractor (bot/nlu/entities.py and its
 # lexicon) runs only at inference and is imported from source, so editing it needs no retraining.
 TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "bot/dictionary", "bot/nlu/normalize.py",
-                   "bot/nlu/components.py", "bot/nlu/linear_intent.py"]
+                   "bot/nlu/components.py", "bot/nlu/linear_intent.py",
+                   "bot/nlu/intent_cues.yml"]
 CACHE = Path(os.environ.get("LOAN_ASSISTANT_CACHE", Path.home() / ".cache" / "loan-assistant")) / "models"
 
 

@@ -3,10 +3,12 @@ cross-validated macro-F1 of the pipeline's own intent model (bot/nlu/linear_inte
 normalised text, the worst intents and the most frequent confusions. `make eval` runs the whole
 Rasa pipeline and gives the reported numbers.
 
-    .venv-bot/bin/python scripts/quick_intent_cv.py
+    .venv-bot/bin/python scripts/quick_intent_cv.py                      # summary
+    .venv-bot/bin/python scripts/quick_intent_cv.py --errors deny affirm  # every miss touching these
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import Counter
 from pathlib import Path
@@ -32,6 +34,10 @@ def pipeline_config() -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--errors", nargs="*", metavar="INTENT",
+                        help="list the misclassified examples whose true or predicted intent is one of these")
+    args = parser.parse_args()
     texts, labels = [], []
     for path in sorted((ROOT / "data" / "nlu").glob("*.yml")):
         for msg in RasaYAMLReader().read(path).intent_examples:
@@ -48,6 +54,12 @@ def main() -> None:
     print("most confused (true -> predicted):")
     for (a, b), n in confusions.most_common(12):
         print(f"  {n:>3}  {a} -> {b}")
+    if args.errors:
+        wanted = set(args.errors)
+        print("misclassified (true -> predicted):")
+        for text, gold, guess in sorted(zip(texts, labels, pred), key=lambda row: (row[1], row[2])):
+            if gold != guess and {gold, guess} & wanted:
+                print(f"  {gold:<26} -> {guess:<26} {text}")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_two_intents_still_give_two_columns(storage):
 def test_cue_groups_mark_each_group_the_text_mentions():
     from bot.nlu.linear_intent import CueGroups, load_cues
 
-    cues = load_cues("bot/nlu/lexicon/intent_cues.yml")
+    cues = load_cues("bot/nlu/intent_cues.yml")
     assert {"other_lender", "non_loan_bill"} <= set(cues)
     names = sorted(cues)
     matrix = CueGroups(cues, 2.0).transform(["安逸花逾期了会怎样", "水费欠费会停水吗", "我还欠多少"]).toarray()
@@ -126,7 +126,7 @@ def test_a_lender_named_only_in_the_lexicon_still_reads_as_out_of_scope(storage)
     data = dict(EXAMPLES)
     data["out_of_scope"] = ["花呗还欠多少", "借呗这个月要还多少", "白条还剩多少没还", "今天天气怎么样",
                             "微粒贷还款日是哪天", "房贷还欠多少", "你会唱歌吗", "车贷这期还了没"]
-    classifier = make(storage, {"cue_lexicon": "bot/nlu/lexicon/intent_cues.yml"})
+    classifier = make(storage, {"cue_lexicon": "bot/nlu/intent_cues.yml"})
     classifier.train(TrainingData([Message(data={"text": t, "intent": i}) for i, ts in data.items() for t in ts]))
     assert parse(classifier, "度小满还欠多少").get("intent")["name"] == "out_of_scope"
     assert parse(classifier, "我还欠多少").get("intent")["name"] == "query_balance"
