@@ -38,9 +38,11 @@ ID_CONTEXT = re.compile(r"身份证|证件|后四位|后4位|末四位|末4位|�
 RE_DATE = re.compile(
     "|".join([
         rf"(?:20)?\d{{2}}年{DAYNUM}月{DAYNUM}[号日]?",  # an explicit year is kept, past or not
-        rf"(?:下下?个?月|这个?月|本月|当月)?{DAYNUM}[号日]",
+        rf"(?:下下?个?月|上个?月|这个?月|本月|当月)?{DAYNUM}[号日]",
         rf"{DAYNUM}月{DAYNUM}[号日]?",
-        r"(?:下下?个?月|这个?月|本月|下月)?(?:月底|月初|月中|底|初)(?<![^月]底)(?<![^月]初)",
+        # 「月中」「中旬」 alone, or 「中」 right after a month word (「下个月中」「上月中旬」).
+        r"(?:下下?个?月|上个?月|这个?月|本月|下月)?(?:月底|月初|月中旬|月中|中旬|底|初|中)"
+        r"(?<![^月]底)(?<![^月]初)(?<![^月]中)",
         r"大后天|后天|明天|今天|明儿|今儿|大前天|前天|昨天|昨儿",
         rf"(?:[上下]{{1,2}}个?|这个?|本)?(?:周|星期|礼拜)[{WEEKDAY}](?!气)",  # not 「这周天气」
         r"(?:下个?|这个?|本)?周末",
@@ -102,12 +104,13 @@ def _jio():
 def date_value(expr: str, now: datetime) -> date | None:
     """ISO date for a day expression, relative to ``now`` in Asia/Shanghai, preferring the future."""
     today = now.astimezone(SHANGHAI).date()
-    offset = 2 if expr.startswith("下下") else 1 if expr.startswith(("下个月", "下月")) else 0
-    if any(w in expr for w in ("月底", "月初", "月中")) or expr in ("下个月", "下月", "下下个月"):
+    offset = (2 if expr.startswith("下下") else 1 if expr.startswith(("下个月", "下月"))
+              else -1 if expr.startswith(("上个月", "上月")) else 0)
+    if any(w in expr for w in ("月底", "月初", "月中", "中旬")) or expr in ("下个月", "下月", "下下个月"):
         y, m = _next_month(today, offset)
         if "月底" in expr:
             return _month_end(y, m)
-        if "月中" in expr:
+        if "月中" in expr or "中旬" in expr:
             if offset == 0 and today.day > 15:
                 y, m = _next_month(today, 1)
             return date(y, m, 15)
