@@ -5,6 +5,7 @@ Rasa pipeline and gives the reported numbers.
 
     .venv-bot/bin/python scripts/quick_intent_cv.py                      # summary
     .venv-bot/bin/python scripts/quick_intent_cv.py --errors deny affirm  # every miss touching these
+    .venv-bot/bin/python scripts/quick_intent_cv.py --fallback   # + how often the fallback would ask
 """
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: 
 
 import yaml  # noqa: E402
 
-from bot.nlu.linear_intent import LinearIntentClassifier, build_pipeline  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.special import softmax  # noqa: E402
+
+from bot.nlu.linear_intent import (  # noqa: E402
+    LinearIntentClassifier, build_pipeline, decisions_2d, fit_temperature)
 from bot.nlu.normalize import normalize  # noqa: E402
 
 
@@ -33,10 +38,36 @@ def pipeline_config() -> dict:
     return {**LinearIntentClassifier.get_default_config(), **step}
 
 
+def fallback_rates(texts: list, labels: list, config: dict, thresholds: dict) -> str:
+    """Held-out confidences as the pipeline computes them (the temperature fitted inside each
+    training fold), against FallbackClassifier's threshold and ambiguity threshold."""
+    x, y = np.array(texts, dtype=object), np.array(labels)
+    top, margin, right = [], [], []
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
+        classes = np.unique(y[train])
+        inner = np.zeros((len(train), len(classes)))
+        for a, b in StratifiedKFold(5, shuffle=True, random_state=0).split(x[train], y[train]):
+            fold = build_pipeline(config).fit(list(x[train][a]), y[train][a])
+            inner[b] = decisions_2d(fold, list(x[train][b]))
+        temperature = fit_temperature(inner, np.searchsorted(classes, y[train]))
+        model = build_pipeline(config).fit(list(x[train]), y[train])
+        probs = softmax(decisions_2d(model, list(x[test])) / temperature, axis=1)
+        ordered = np.sort(probs, axis=1)[:, ::-1]
+        top += list(ordered[:, 0])
+        margin += list(ordered[:, 0] - ordered[:, 1])
+        right += list(model.classes_[probs.argmax(1)] == y[test])
+    ok = np.array(right)
+    asks = (np.array(top) < thresholds["threshold"]) | (np.array(margin) < thresholds["ambiguity_threshold"])
+    return (f"fallback: asks to rephrase {asks.mean():.1%} of held-out messages; answers the rest "
+            f"{ok[~asks].mean():.1%} right; wrong answers {(~ok & ~asks).mean():.1%} of all messages")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--errors", nargs="*", metavar="INTENT",
                         help="list the misclassified examples whose true or predicted intent is one of these")
+    parser.add_argument("--fallback", action="store_true",
+                        help="also measure how often FallbackClassifier would ask to rephrase (~1 min)")
     args = parser.parse_args()
     texts, labels = [], []
     for path in sorted((ROOT / "data" / "nlu").glob("*.yml")):
@@ -54,6 +85,10 @@ def main() -> None:
     print("most confused (true -> predicted):")
     for (a, b), n in confusions.most_common(12):
         print(f"  {n:>3}  {a} -> {b}")
+    if args.fallback:
+        steps = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))["pipeline"]
+        fallback = next(s for s in steps if s["name"] == "FallbackClassifier")
+        print(fallback_rates(texts, labels, pipeline_config(), fallback))
     if args.errors:
         wanted = set(args.errors)
         print("misclassified (true -> predicted):")
