@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
 from .identity import verified_customer_id
+from .knowledge import business_rules
 
 OPEN_STATUSES = {"active", "overdue", "restructured"}
 NOT_VERIFIED = "为保护您的账户安全，查询账户信息前需要先核实您的身份。"
@@ -196,10 +197,24 @@ class ActionCheckPaymentMade(AccountAnswer):
     def name(self) -> str:
         return "action_check_payment_made"
 
+    @staticmethod
+    def window_start(as_of: date, named: str | None) -> date:
+        """Where to start looking: the last few days, or back to the day the borrower named."""
+        rules = business_rules()["payment_check"]
+        start = as_of - timedelta(days=rules["default_days_back"])
+        if named and date.fromisoformat(named) < start:
+            start = max(date.fromisoformat(named), as_of - timedelta(days=rules["max_days_back"]))
+        return start
+
     async def answer(self, dispatcher, tracker, client, loan) -> list:
         payments = await client.payments(loan["id"])
-        since = (date.fromisoformat(loan["as_of"]) - timedelta(days=7)).isoformat()
-        recent = [p for p in payments if p["paid_on"] >= since]
+        as_of = date.fromisoformat(loan["as_of"])
+        named = latest_entity(tracker, "date")
+        start = self.window_start(as_of, named)
+        recent = [p for p in payments if p["paid_on"] >= start.isoformat()]
+        if named and named <= as_of.isoformat():
+            # The payment nearest the day they named, not a later one (payments come newest first).
+            recent = sorted((p for p in recent if p["paid_on"] >= named), key=lambda p: p["paid_on"]) or recent
         if recent:
             p = recent[0]
             text = f"已收到您{day(p['paid_on'])}的还款 {yuan(p['amount'])}，已入账到{loan_name(loan)}。"
@@ -208,6 +223,6 @@ class ActionCheckPaymentMade(AccountAnswer):
             dispatcher.utter_message(text=text)
         else:
             dispatcher.utter_message(text=(
-                f"暂未查到{loan_name(loan)}最近7天的还款入账。银行转账一般1-2个工作日到账，"
+                f"暂未查到{loan_name(loan)}{day(start)}以来的还款入账。银行转账一般1-2个工作日到账，"
                 "如已超过时间仍未入账，请保留转账凭证并回复「转人工」。"))
         return []

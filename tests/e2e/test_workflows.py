@@ -314,3 +314,20 @@ def test_a_promise_over_the_balance_is_re_asked(stack):
     done = stack.texts(sender, "那就还2000元")
     (promise,) = stack.backend(f"/customers/{cid}/promises").json()
     assert Decimal(promise["amount"]) == Decimal("2000.00") and "¥2,000.00" in done
+
+
+# --------------------------------------------------------------------------- payment arrival
+
+def test_a_payment_on_a_named_day_last_month_is_found_beyond_the_default_window(stack):
+    """「我上个月N号就还了」 looks back to that day (the default window is the last 7 days) and names
+    the payment made that day, not a later one."""
+    cid, loan = fresh_borrower(stack)
+    last_month = (today().replace(day=1) - timedelta(days=1)).replace(day=1)
+    taken = {p["paid_on"] for p in stack.backend(f"/loans/{loan['id']}/payments").json()}
+    paid_on = next(last_month.replace(day=d) for d in range(10, 28)
+                   if last_month.replace(day=d).isoformat() not in taken)
+    assert stack.backend_post(f"/loans/{loan['id']}/payments", json={
+        "amount": "123.45", "paid_on": paid_on.isoformat(), "method": "bank_transfer",
+        "reference": f"E2E{uuid.uuid4().hex[:12]}"}).status_code == 201
+    reply = stack.texts(f"web:{cid}", f"我上个月{paid_on.day}号就还了")
+    assert f"已收到您{cn_day(paid_on.isoformat())}的还款 {yuan('123.45')}" in reply
