@@ -162,7 +162,8 @@ def payoff_quote(loan: Loan, rules: BusinessRules, today: date, settle_on: date)
 
 
 def refresh_loan_status(loan: Loan, as_of: date) -> None:
-    """Derive instalment and loan statuses from what is paid (restructured loans keep their status)."""
+    """Derive instalment and loan statuses from what is paid. A restructured loan keeps that status
+    until its new schedule is paid in full, then it is settled like any other."""
     for inst in loan.instalments:
         unpaid = (inst.principal - inst.paid_principal) + (inst.interest - inst.paid_interest) + (inst.fee - inst.paid_fee)
         if unpaid == 0 and inst.penalty_charged == inst.paid_penalty:
@@ -173,11 +174,11 @@ def refresh_loan_status(loan: Loan, as_of: date) -> None:
             inst.status = InstalmentStatus.partial
         else:
             inst.status = InstalmentStatus.pending
-    if loan.status == LoanStatus.restructured:
-        return
     if all(i.status == InstalmentStatus.paid for i in loan.instalments):
         loan.status = LoanStatus.settled
         loan.settled_on = max((i.settled_on for i in loan.instalments if i.settled_on), default=as_of)
+    elif loan.status == LoanStatus.restructured:
+        return
     elif any(i.status == InstalmentStatus.overdue for i in loan.instalments):
         loan.status = LoanStatus.overdue
     else:

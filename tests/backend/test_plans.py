@@ -629,6 +629,22 @@ def test_approval_replaces_the_schedule(app, client, clock, book):
         "2027-01-13", "888.81", "restructured")
 
 
+def test_a_restructured_loan_paid_in_full_is_settled(app, client, clock, book):
+    cust, loan = arrears_loan(book)
+    ref = ok(submit(client, cust, loan.id, months=6), 201)["reference"]
+    ok(act(client, ref, "review", by="alice"))
+    ok(act(client, ref, "approve", by="bob", role="agent", note="已核实"))
+    summary = ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS))
+    assert (summary["status"], summary["total_outstanding"]) == ("restructured", "5332.84")
+    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+                   json={"amount": "5000.00", "method": "bank_transfer", "reference": f"PART{loan.id:06d}"}), 201)
+    assert ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS))["status"] == "restructured"
+    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+                   json={"amount": "332.84", "method": "bank_transfer", "reference": f"REST{loan.id:06d}"}), 201)
+    after = ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS))
+    assert (after["status"], after["total_outstanding"], after["instalments_remaining"]) == ("settled", "0.00", 0)
+
+
 def test_approval_keeps_what_a_partly_paid_instalment_received(app, client, clock, book):
     """Instalment 2 of the arrears loan got 100.00 before the plan (the ledger takes penalty 20.19, the fee
     15.00, interest 50.25, then principal 14.56): that instalment is kept, cut down to what it received,
