@@ -198,19 +198,19 @@ class ActionCheckPaymentMade(AccountAnswer):
         return "action_check_payment_made"
 
     @staticmethod
-    def window_start(as_of: date, named: str | None) -> date:
+    def window_start(as_of: date, named: date | None) -> date:
         """Where to start looking: the last few days, or back to the day the borrower named."""
         rules = business_rules()["payment_check"]
         start = as_of - timedelta(days=rules["default_days_back"])
-        if named and date.fromisoformat(named) < start:
-            start = max(date.fromisoformat(named), as_of - timedelta(days=rules["max_days_back"]))
+        if named and named < start:
+            start = max(named, as_of - timedelta(days=rules["max_days_back"]))
         return start
 
     async def answer(self, dispatcher, tracker, client, loan) -> list:
         payments = await client.payments(loan["id"])
         as_of = date.fromisoformat(loan["as_of"])
         named = latest_entity(tracker, "date")
-        start = self.window_start(as_of, named)
+        start = self.window_start(as_of, date.fromisoformat(named) if named else None)
         recent = [p for p in payments if p["paid_on"] >= start.isoformat()]
         if named and named <= as_of.isoformat():
             # The payment nearest the day they named, not a later one (payments come newest first).

@@ -21,21 +21,23 @@ from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader  # no
 from sklearn.metrics import classification_report, f1_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: E402
 
+import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-import numpy as np  # noqa: E402
-from scipy.special import softmax  # noqa: E402
-
 from bot.nlu.linear_intent import (  # noqa: E402
-    LinearIntentClassifier, build_pipeline, decisions_2d, fit_temperature)
+    LinearIntentClassifier, build_pipeline, calibrated_confidences, calibrated_temperature)
 from bot.nlu.normalize import normalize  # noqa: E402
 
 
-def pipeline_config() -> dict:
-    """The classifier's settings as config.yml has them."""
+def pipeline_step(name: str) -> dict:
+    """A pipeline component's settings as config.yml has them."""
     steps = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))["pipeline"]
-    step = next(s for s in steps if s["name"].endswith("LinearIntentClassifier"))
-    return {**LinearIntentClassifier.get_default_config(), **step}
+    return next(s for s in steps if s["name"].endswith(name))
+
+
+def pipeline_config() -> dict:
+    """The intent classifier's settings, defaults included."""
+    return {**LinearIntentClassifier.get_default_config(), **pipeline_step("LinearIntentClassifier")}
 
 
 def fallback_rates(texts: list, labels: list, config: dict, thresholds: dict) -> str:
@@ -44,14 +46,9 @@ def fallback_rates(texts: list, labels: list, config: dict, thresholds: dict) ->
     x, y = np.array(texts, dtype=object), np.array(labels)
     top, margin, right = [], [], []
     for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
-        classes = np.unique(y[train])
-        inner = np.zeros((len(train), len(classes)))
-        for a, b in StratifiedKFold(5, shuffle=True, random_state=0).split(x[train], y[train]):
-            fold = build_pipeline(config).fit(list(x[train][a]), y[train][a])
-            inner[b] = decisions_2d(fold, list(x[train][b]))
-        temperature = fit_temperature(inner, np.searchsorted(classes, y[train]))
+        temperature = calibrated_temperature(list(x[train]), y[train], config)
         model = build_pipeline(config).fit(list(x[train]), y[train])
-        probs = softmax(decisions_2d(model, list(x[test])) / temperature, axis=1)
+        probs = calibrated_confidences(model, temperature, list(x[test]))
         ordered = np.sort(probs, axis=1)[:, ::-1]
         top += list(ordered[:, 0])
         margin += list(ordered[:, 0] - ordered[:, 1])
@@ -86,9 +83,7 @@ def main() -> None:
     for (a, b), n in confusions.most_common(12):
         print(f"  {n:>3}  {a} -> {b}")
     if args.fallback:
-        steps = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))["pipeline"]
-        fallback = next(s for s in steps if s["name"] == "FallbackClassifier")
-        print(fallback_rates(texts, labels, pipeline_config(), fallback))
+        print(fallback_rates(texts, labels, pipeline_config(), pipeline_step("FallbackClassifier")))
     if args.errors:
         wanted = set(args.errors)
         print("misclassified (true -> predicted):")

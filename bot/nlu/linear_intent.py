@@ -103,6 +103,30 @@ def fit_temperature(decisions: np.ndarray, gold: np.ndarray) -> float:
     return float(minimize_scalar(nll, bounds=(0.01, 10.0), method="bounded").x)
 
 
+def calibrated_temperature(texts: List[Text], labels: np.ndarray, config: Dict[Text, Any]) -> float:
+    """Held-out decision values from k folds of the training data, then the temperature that fits
+    them best (1.0 when an intent has too few examples to fold)."""
+    labels = np.asarray(labels)
+    folds = min(config["calibration_folds"], min(np.unique(labels, return_counts=True)[1]))
+    if folds < 2:
+        return 1.0
+    classes = np.unique(labels)
+    decisions = np.zeros((len(texts), len(classes)))
+    text_array = np.array(texts, dtype=object)
+    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=0).split(texts, labels):
+        fold = build_pipeline(config).fit(list(text_array[train_idx]), labels[train_idx])
+        columns = np.searchsorted(classes, fold.classes_)
+        decisions[np.ix_(test_idx, columns)] = decisions_2d(fold, list(text_array[test_idx]))
+    temperature = fit_temperature(decisions, np.searchsorted(classes, labels))
+    logger.info("LinearIntentClassifier: %d folds, temperature %.3f", folds, temperature)
+    return temperature
+
+
+def calibrated_confidences(model: Pipeline, temperature: float, texts: List[Text]) -> np.ndarray:
+    """One row of intent probabilities per text, in the order of ``model.classes_``."""
+    return softmax(decisions_2d(model, texts) / temperature, axis=1)
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class LinearIntentClassifier(GraphComponent, IntentClassifier):
     """Predicts the intent and a full intent ranking from the (already normalised) message text."""
@@ -136,28 +160,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if len(set(labels)) < 2:
             logger.warning("LinearIntentClassifier needs at least two intents; not trained.")
             return self._resource
-        self._temperature = self._calibrate(texts, labels)
+        self._temperature = calibrated_temperature(texts, labels, self._config)
         self._model = build_pipeline(self._config).fit(texts, labels)
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump({"model": self._model, "temperature": self._temperature}, directory / MODEL_FILE)
         return self._resource
-
-    def _calibrate(self, texts: List[Text], labels: np.ndarray) -> float:
-        """Held-out decision values from k folds, then the temperature that fits them best."""
-        smallest = min(np.unique(labels, return_counts=True)[1])
-        folds = min(self._config["calibration_folds"], smallest)
-        if folds < 2:
-            return 1.0
-        classes = np.unique(labels)
-        decisions = np.zeros((len(texts), len(classes)))
-        text_array = np.array(texts, dtype=object)
-        for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=0).split(texts, labels):
-            fold = build_pipeline(self._config).fit(text_array[train_idx], labels[train_idx])
-            columns = np.searchsorted(classes, fold.classes_)
-            decisions[np.ix_(test_idx, columns)] = decisions_2d(fold, list(text_array[test_idx]))
-        temperature = fit_temperature(decisions, np.searchsorted(classes, labels))
-        logger.info("LinearIntentClassifier: %d folds, temperature %.3f", folds, temperature)
-        return temperature
 
     @classmethod
     def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -175,8 +182,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             text = message.get(TEXT)
             if self._model is None or not text:
                 continue
-            scores = decisions_2d(self._model, [text])[0]
-            confidences = softmax(scores / self._temperature)
+            confidences = calibrated_confidences(self._model, self._temperature, [text])[0]
             order = np.argsort(confidences)[::-1]
             ranking = [{INTENT_NAME_KEY: str(self._model.classes_[i]),
                         PREDICTED_CONFIDENCE_KEY: float(confidences[i])} for i in order]
