@@ -16,6 +16,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from .account import BUSY
+from .answer_context import OFFER_HUMAN, ask
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day
 from .identity import split_sender, verified_customer_id
@@ -141,6 +142,7 @@ class ActionSubmitComplaint(Action):
         dispatcher.utter_message(text=text)
         if ticket["offer_human"]:
             dispatcher.utter_message(text=kb("complaint_offer_human"), buttons=HUMAN_BUTTONS)
+            return reset + [ask(OFFER_HUMAN)]
         return reset
 
 

@@ -23,3 +23,8 @@ def percent(rate: Decimal | str) -> str:
 
 def loan_name(loan: dict) -> str:
     return f"{loan['product_name']}（尾号{loan['loan_no_last4']}）"
+
+
+def masked_name(name: str) -> str:
+    """王小明 -> 王**: enough for the borrower to recognise, nothing for a stranger to learn."""
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""

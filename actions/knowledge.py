@@ -25,6 +25,10 @@ def _penalty_multiplier() -> str:
     return str(business_rules()["penalty"]["rate_multiplier"])
 
 
+def has_kb(key: str) -> bool:
+    return key in _texts()
+
+
 def kb(key: str, **values) -> str:
     multiplier = _penalty_multiplier()
     values.setdefault("penalty_multiplier", multiplier)

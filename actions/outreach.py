@@ -15,8 +15,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from .answer_context import IDENTITY_CHECK, SLOT, ask
 from .backend_client import BackendClient, BackendUnavailable
-from .formatting import day, loan_name, yuan
+from .formatting import day, loan_name, masked_name, yuan
+from .identity import split_sender
+from .knowledge import business_rules, kb
 from .workflows import entity
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "config" / "outreach_templates"
@@ -77,6 +80,48 @@ class ActionOutreachNotice(Action):
             text, events = await notice_text(client, notice)
         except BackendUnavailable:
             return []  # no figures, no message: the scheduler sees no reply and retries
+        if text and needs_identity_check(tracker, notice):
+            return await ask_identity(dispatcher, client, notice)
         if text:
             dispatcher.utter_message(text=text)
         return events
+
+
+def needs_identity_check(tracker: Tracker, notice: dict) -> bool:
+    """outreach.identity_check: this channel and this kind of notice, not yet confirmed this session."""
+    rules = business_rules()["outreach"].get("identity_check") or {}
+    channel, _ = split_sender(tracker.sender_id)
+    return (channel in rules.get("channels", []) and notice["kind"] in rules.get("kinds", [])
+            and not tracker.get_slot("contact_confirmed"))
+
+
+async def ask_identity(dispatcher: CollectingDispatcher, client: BackendClient, notice: dict) -> list:
+    """「请问您是王**本人吗？」 and nothing about the debt; the notice waits for the answer
+    (actions/answer_context.py)."""
+    try:
+        customer = await client.customer(notice["customer_id"]) or {}
+    except BackendUnavailable:
+        customer = {}
+    dispatcher.utter_message(text=kb("identity_check", name=masked_name(customer.get("name", ""))))
+    return [ask(IDENTITY_CHECK), SlotSet("pending_notice", notice["notice_id"])]
+
+
+class ActionIdentityConfirmed(Action):
+    """「是」「是我」「对」 to 「请问您是王**本人吗？」: the notice that was held back is given now."""
+
+    def name(self) -> str:
+        return "action_identity_confirmed"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        events: list = [SlotSet(SLOT, None), SlotSet("contact_confirmed", True), SlotSet("pending_notice", None)]
+        notice_id = tracker.get_slot("pending_notice")
+        text, extra = None, []
+        try:
+            client = BackendClient()
+            notice = await client.outreach_notice(notice_id) if notice_id else None
+            if notice:
+                text, extra = await notice_text(client, notice)
+        except BackendUnavailable:
+            text = None
+        dispatcher.utter_message(text=text or kb("identity_check_thanks"))
+        return events + extra

@@ -16,7 +16,7 @@ from .identity import resolve_caller, split_sender
 
 # Slots that must not survive into a new session: verification by code is per conversation.
 RESET_SLOTS = ("pending_action", "identity_phone", "identity_id_last4", "identity_otp", "identity_outcome",
-               "promise_date", "promise_amount")
+               "promise_date", "promise_amount", "answer_context", "contact_confirmed", "pending_notice")
 
 
 class ActionSessionStart(Action):

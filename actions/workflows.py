@@ -26,6 +26,7 @@ from bot.nlu.normalize import normalize
 
 from .account import ActionAnswerBalance, ActionAnswerLoanStatus, ActionAnswerPaymentHistory, ActionAnswerSchedule
 from .knowledge import business_rules, kb
+from .answer_context import OFFER_HUMAN, ask
 from .policy import ActionAnswerInterestFees, ActionAnswerOverdueConsequences, ActionAnswerRepaymentMethod
 
 WORDS_PATH = Path(__file__).resolve().parents[1] / "config" / "form_words.yml"
@@ -131,7 +132,7 @@ class WorkflowForm(FormValidationAction, ABC):
         tracker.slots_to_validate = lambda: {k: v for k, v in candidates().items() if v is not None}
         events = await super().run(dispatcher, tracker, domain)
         if any(isinstance(e, dict) and e.get("name") == "form_reasks" and e.get("value") == STOP for e in events):
-            return self.stop_events()
+            return self.stop_events() + [ask(OFFER_HUMAN)]  # it offered a person: 「好的」 accepts
         return events
 
     async def answered_aside(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> bool:

@@ -2,6 +2,7 @@
 
     python -m backend.cli setup            # migrate, and load demo data if the database is empty
     python -m backend.cli seed --count 240 --seed 20261122 [--as-of 2026-11-23]
+    python -m backend.cli export-nlu-review [--out data/nlu/reviewed.yml]   # then `make model`
 """
 from __future__ import annotations
 
@@ -109,6 +110,29 @@ def recompute(url: str) -> None:
     print("segments:", counts)
 
 
+def export_nlu_review(url: str, out: Path, nlu_dir: Path) -> None:
+    """The understanding inbox's confirmed and corrected examples -> a Rasa NLU file (regenerated whole)."""
+    from backend.services import nlu_review
+
+    clock = Clock(get_settings().frozen_date)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as db:
+        result = nlu_review.export(db, out, nlu_dir, clock.now(), actor="cli")
+        db.commit()
+    engine.dispose()
+    for text, intent, others in result.conflicts:
+        where = "; ".join(f"{other} in {', '.join(files)}" for other, files in sorted(others.items()))
+        print(f"WARNING conflict: {text!r} reviewed as {intent} but already {where}; not written "
+              "(settle it in the hand-written data)", file=sys.stderr)
+    for text, intent in result.unsafe:
+        print(f"WARNING skipped: {text!r} ({intent}) cannot be written as a training example", file=sys.stderr)
+    print(f"nlu review: {result.written} examples of {result.intents} intents written to {out} "
+          f"({result.newly_exported} new); {len(result.redundant)} already in the training data, "
+          f"{len(result.conflicts)} conflicts, {len(result.unsafe)} skipped")
+    if result.newly_exported:
+        print("run `make model` to retrain with them")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m backend.cli")
     parser.add_argument("--database-url", default=None, help="default: the DATABASE_URL setting")
@@ -119,6 +143,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("username")
     p.add_argument("--name", required=True)
     p.add_argument("--role", choices=("agent", "supervisor"), default="agent")
+    p = sub.add_parser("export-nlu-review", help="write the confirmed examples of the understanding inbox "
+                                                "to a Rasa NLU file (regenerated whole)")
+    p.add_argument("--out", type=Path, default=ROOT / "data" / "nlu" / "reviewed.yml",
+                   help="default: data/nlu/reviewed.yml")
+    p.add_argument("--nlu-dir", type=Path, default=ROOT / "data" / "nlu",
+                   help="the hand-written training data the examples are checked against (default: data/nlu)")
     for name in ("seed", "setup"):
         p = sub.add_parser(name)
         p.add_argument("--count", type=int, default=240)
@@ -137,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         create_staff(url, args.username, args.name, args.role)
     if args.cmd == "recompute-segments":
         recompute(url)
+    if args.cmd == "export-nlu-review":
+        export_nlu_review(url, args.out.resolve(), args.nlu_dir.resolve())
 
 
 if __name__ == "__main__":

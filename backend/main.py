@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.routes import (
-    accounts, channels, complaints, console, conversations, handoffs, health, operations, outreach, plans,
+    accounts, channels, complaints, console, conversations, handoffs, health, nlu_inbox, operations, outreach, plans,
     settlements, webchat,
 )
 from backend.core.clock import Clock
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for module in (health, accounts, conversations, channels, operations, webchat, handoffs, complaints, plans,
-                   settlements, outreach, console):
+                   settlements, outreach, console, nlu_inbox):
         app.include_router(module.router)
     return app
 

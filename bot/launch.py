@@ -4,7 +4,7 @@
     python -m bot.launch rasa      # Rasa server with the HTTP API, on RASA_PORT
     python -m bot.launch actions   # action server on ACTION_PORT
     python -m bot.launch model     # print the path of the current model
-    python -m bot.launch eval      # cross-validated NLU evaluation into reports/nlu
+    python -m bot.launch eval      # cross-validated and cross-source NLU evaluation into reports/nlu
 
 Models are cached under $LOAN_ASSISTANT_CACHE (default ~/.cache/loan-assistant/models) keyed by a
 hash of everything that goes into training, so a fresh clone with unchanged data trains nothing.
@@ -23,8 +23,8 @@ from bot.settings import ROOT, apply_env
 # Everything a trained model's weights depend on. The entity extractor (bot/nlu/entities.py and its
 # lexicon) runs only at inference and is imported from source, so editing it needs no retraining.
 TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "bot/dictionary", "bot/nlu/normalize.py",
-                   "bot/nlu/components.py", "bot/nlu/linear_intent.py",
-                   "bot/nlu/intent_cues.yml"]
+                   "bot/nlu/components.py", "bot/nlu/linear_intent.py", "bot/nlu/featurizer.py",
+                   "bot/nlu/encoder.py", "bot/nlu/intent_cues.yml"]
 CACHE = Path(os.environ.get("LOAN_ASSISTANT_CACHE", Path.home() / ".cache" / "loan-assistant")) / "models"
 
 
@@ -87,6 +87,10 @@ def evaluate() -> None:
         macro = report.get("macro avg", {})
         lines.append(f"{name.stem}: macro F1 {macro.get('f1-score', 0):.3f}, "
                      f"weighted F1 {report.get('weighted avg', {}).get('f1-score', 0):.3f}")
+    # Generalisation: each public source family held out in turn, and the paraphrase check.
+    subprocess.run([sys.executable, "scripts/cross_source_eval.py", "--sweep"], cwd=ROOT, check=True)
+    lines += ["", "cross-source (reports/nlu/cross_source.md):",
+              (out / "cross_source.md").read_text(encoding="utf-8")]
     (out / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import jieba  # noqa: E402
 from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader  # noqa: E402
 
+from bot.nlu.datasets import jieba_with_dictionaries, nlu_files  # noqa: E402
 from bot.nlu.normalize import normalize  # noqa: E402
 
 
@@ -24,12 +24,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--min", type=int, default=40)
     args = parser.parse_args()
-    for f in sorted((ROOT / "bot" / "dictionary").glob("*")):
-        jieba.load_userdict(str(f))
+    jieba = jieba_with_dictionaries()
     per_intent: dict[str, list[str]] = defaultdict(list)
     entity_counts: Counter = Counter()
     problems: list[str] = []
-    for path in sorted((ROOT / "data" / "nlu").glob("*.yml")):
+    for path in nlu_files():
         td = RasaYAMLReader().read(path)
         for msg in td.intent_examples:
             text = msg.get("text")

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # outreach may use WeChat outside its 48-hour window only when this is set and
     # outreach.wechat_template_outside_window is true (effective_rules).
     wechat_template_id: str = Field(default="", alias="WECHAT_TEMPLATE_ID")
+    # Key of the keyed hash (HMAC-SHA256) kept instead of conversation ids in the understanding inbox
+    # (an SMS conversation id holds a phone number); set a long random value in production.
+    nlu_review_hash_secret: str = Field(default="dev-nlu-review-secret", alias="NLU_REVIEW_HASH_SECRET")
 
     @field_validator("outreach_demo_time")
     @classmethod
@@ -332,6 +335,24 @@ class HardshipOfferRules(BaseModel):
     valid_days: int = Field(default=3, ge=1)
 
 
+class IdentityCheckRules(BaseModel):
+    """Ask 「请问您是王**本人吗？」 before a notice that names a debt, on channels where the number may
+    have changed hands. Read by the action server (actions/outreach.py), which asks."""
+
+    channels: list[str] = Field(default_factory=lambda: ["sms"])
+    kinds: list[str] = Field(default_factory=lambda: [
+        "overdue_1", "overdue_3", "overdue_7", "overdue_15", "overdue_30", "promise_reminder", "hardship_offer"])
+
+    @model_validator(mode="after")
+    def _check(self) -> "IdentityCheckRules":
+        if not set(self.channels) <= set(OUTREACH_CHANNELS):
+            raise ValueError(f"outreach.identity_check.channels: among {', '.join(OUTREACH_CHANNELS)}")
+        unknown = set(self.kinds) - set(OUTREACH_AUTOMATED_KINDS)
+        if unknown:
+            raise ValueError(f"outreach.identity_check.kinds: unknown kinds {sorted(unknown)}")
+        return self
+
+
 class OutreachRules(BaseModel):
     """Proactive outreach (backend.services.outreach): when, how often and where notices go."""
 
@@ -342,6 +363,7 @@ class OutreachRules(BaseModel):
     overdue_days_after: list[int] = Field(default_factory=lambda: [1, 3, 7, 15, 30])
     max_delay_days: int = Field(default=3, ge=1)
     hardship_offer: HardshipOfferRules = HardshipOfferRules()
+    identity_check: IdentityCheckRules = IdentityCheckRules()
     contract_required_kinds: list[str] = Field(default_factory=lambda: ["overdue_30"])
     channel_order: list[str] = Field(default_factory=lambda: ["wechat", "sms", "web"])
     wechat_window_hours: int = Field(default=48, ge=1)
@@ -379,6 +401,16 @@ class OutreachRules(BaseModel):
         return self
 
 
+class NluReviewRules(BaseModel):
+    """The understanding inbox (理解收件箱): which messages go to review. Read by the Rasa side too
+    (bot/review_broker.py), which sends them; the backend refuses what does not follow the rule."""
+
+    # Besides every fallback, a message whose top intent scored below this is listed.
+    review_below: float = Field(default=0.7, gt=0, le=1)
+    # Longer messages are not listed (the bot does not send them, the backend refuses them).
+    max_text_chars: int = Field(default=500, ge=1, le=1000)
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -395,6 +427,7 @@ class BusinessRules(BaseModel):
     repayment_plans: RepaymentPlanRules = RepaymentPlanRules()
     early_settlement: EarlySettlementRules = EarlySettlementRules()
     outreach: OutreachRules = OutreachRules()
+    nlu_review: NluReviewRules = NluReviewRules()
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -418,6 +451,7 @@ class BusinessRules(BaseModel):
             repayment_plans=RepaymentPlanRules(**raw.get("repayment_plans", {})),
             early_settlement=EarlySettlementRules(**raw.get("early_settlement", {})),
             outreach=OutreachRules(**raw.get("outreach", {})),
+            nlu_review=NluReviewRules(**raw.get("nlu_review", {})),
         )
 
 
@@ -432,6 +466,23 @@ def effective_rules(rules: BusinessRules, settings: Settings) -> BusinessRules:
         outreach = rules.outreach.model_copy(update={"wechat_template_outside_window": False})
         return rules.model_copy(update={"outreach": outreach})
     return rules
+
+
+DOMAIN_PATH = ROOT / "domain.yml"
+
+
+@lru_cache
+def contract_intents(path: Path = DOMAIN_PATH) -> tuple[str, ...]:
+    """The intents a borrower's message is classified into: domain.yml's ``intents:`` in their order,
+    without the EXTERNAL_ intents the backend and the scheduler trigger. The one list the backend
+    checks intent names against (the understanding inbox)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    names = []
+    for entry in raw.get("intents") or []:
+        name = next(iter(entry)) if isinstance(entry, dict) else entry
+        if isinstance(name, str) and not name.startswith("EXTERNAL_"):
+            names.append(name)
+    return tuple(names)
 
 
 @lru_cache

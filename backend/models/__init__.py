@@ -9,6 +9,7 @@ from .customer import Channel, ChannelIdentity, Customer, IdentityStatus, Inboun
 from .handoff import HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from .staff import CannedReply, ConversationSession, LoginAttempt, StaffRole, StaffSession, StaffUser
 from .loan import Instalment, InstalmentStatus, Loan, LoanStatus, Payment
+from .nlu_review import NluReviewItem, NluReviewOccurrence, ReviewSource, ReviewStatus
 from .outreach import OutreachAttempt, OutreachKind, OutreachNotice, OutreachStatus, SchedulerLease
 from .plan import PlanReason, PlanRequest, PlanStatus, PlanType
 from .settlement import SettlementIntent, SettlementIntentStatus
@@ -21,4 +22,5 @@ __all__ = [
     "Instalment", "OtpChallenge", "PromiseStatus", "PromiseToPay", "SmsMessage", "InstalmentStatus", "Loan", "LoanStatus", "Payment",
     "PlanReason", "PlanRequest", "PlanStatus", "PlanType", "SettlementIntent", "SettlementIntentStatus",
     "OutreachAttempt", "OutreachKind", "OutreachNotice", "OutreachStatus", "SchedulerLease",
+    "NluReviewItem", "NluReviewOccurrence", "ReviewSource", "ReviewStatus",
 ]

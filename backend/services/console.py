@@ -64,10 +64,11 @@ def transcript(events: list[dict], tz: ZoneInfo) -> list[dict]:
     for e in events:
         kind = e.get("event")
         at = datetime.fromtimestamp(e.get("timestamp", 0), tz).isoformat(timespec="seconds")
+        if kind == "user" and ((e.get("parse_data") or {}).get("intent") or {}).get("name", "").startswith("EXTERNAL_"):
+            continue  # a trigger from the console or the scheduler (text "EXTERNAL: ..."), not the borrower
         if kind == "user" and e.get("text") and not str(e["text"]).startswith("/"):
-            out.append({"who": "borrower", "text": mask_numbers(e["text"]), "at": at})
-        elif kind == "user" and (e.get("parse_data") or {}).get("intent", {}).get("name", "").startswith("EXTERNAL_"):
-            continue  # a trigger from the console or the scheduler, not something the borrower said
+            # ts: Rasa's own timestamp of the event, which 「标记理解有误」 sends back to name the message
+            out.append({"who": "borrower", "text": mask_numbers(e["text"]), "at": at, "ts": e.get("timestamp")})
         elif kind == "bot" and (e.get("text") or (e.get("data") or {}).get("buttons")):
             staff = (e.get("metadata") or {}).get("staff")
             text = e.get("text") or ""

@@ -1,4 +1,5 @@
-// Staff console: one small script for the queue, case, plan-request, complaint and dashboard pages (no framework).
+// Staff console: one small script for the queue, case, plan-request, complaint and dashboard pages (no framework);
+// the understanding inbox draws itself (nlu_inbox.js).
 "use strict";
 (function () {
   const body = document.body;
@@ -75,11 +76,31 @@
   // ------------------------------------------------------------------ case
   const caseId = body.dataset.case;
   let shownTurns = 0;
+  const flagged = new Map();  // event timestamp -> what the inbox answered (kept across re-renders)
+  const FLAGGED = {created: "已标记", counted: "已标记", duplicate: "已标记过"};
+  function flagButton(t) {
+    // 「标记理解有误」: the message goes to the understanding inbox, named by its event timestamp only.
+    const done = flagged.get(t.ts);
+    const button = el("button", {type: "button", class: "flag", title: "这句话智能助手理解错了：送到理解收件箱审核"},
+      done ? FLAGGED[done] : "标记理解有误");
+    button.disabled = !!done;
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const r = await api(`/cases/${caseId}/flag-message`, {method: "POST", json: {timestamp: t.ts}});
+        flagged.set(t.ts, r.outcome);
+        button.textContent = FLAGGED[r.outcome];
+        $("case-error").textContent = "";
+      } catch (e) { button.disabled = false; $("case-error").textContent = e.message; }
+    });
+    return button;
+  }
   function renderTranscript(turns) {
     const list = $("transcript");
     if (turns.length === shownTurns) return;
-    list.replaceChildren(...turns.map((t) => el("li", {class: t.who},
-      el("span", {class: "meta"}, {borrower: "客户", bot: "智能助手", staff: `客服 ${t.staff || ""}`, system: "系统"}[t.who] + " " + time(t.at)),
+    list.replaceChildren(...turns.map((t) => el("li", {class: t.who, ...(t.ts !== undefined && t.ts !== null ? {"data-ts": t.ts} : {})},
+      el("span", {class: "meta"}, {borrower: "客户", bot: "智能助手", staff: `客服 ${t.staff || ""}`, system: "系统"}[t.who] + " " + time(t.at),
+        t.who === "borrower" && typeof t.ts === "number" ? flagButton(t) : ""),
       el("span", {class: "text"}, t.text))));
     shownTurns = turns.length;
     list.scrollTop = list.scrollHeight;
@@ -381,5 +402,6 @@
   }
   if (body.dataset.page === "complaint") initComplaint();
   if (body.dataset.page === "dashboard" && window.renderDashboard) window.renderDashboard(api);
+  if (body.dataset.page === "nlu-inbox" && window.renderNluInbox) window.renderNluInbox(api);
   window.consoleApi = api;
 })();

@@ -74,8 +74,8 @@ class LoanEntityExtractor(GraphComponent, EntityExtractorMixin):
                         start = t.start
                     if t.start < end <= t.end:
                         end = t.end
-                found.append({"entity": ent.entity, "start": start, "end": end,
-                              "value": ent.value, "confidence_entity": 1.0})
+                found.append({"entity": ent.entity, "start": start, "end": end, "value": ent.value,
+                              "confidence_entity": 1.0, **({"role": ent.role} if ent.role else {})})
             found = self.add_extractor_name(found)
             message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
         return messages

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -64,6 +64,7 @@ class Entity:
     end: int
     text: str
     value: str
+    role: str | None = None
 
 
 # ---- values -----------------------------------------------------------------------------------
@@ -231,5 +232,22 @@ def extract(text: str, now: datetime | None = None) -> list[Entity]:
             continue
         add("amount", m.start(), m.end(), amount_value(number, unit))
     for ent in sorted(_lexicon_entities(text), key=lambda e: (e.start, e.start - e.end)):  # leftmost, then longest
+        if ent.entity == "product" and PAID_WITH.search(text[:ent.start]):
+            continue  # 「用花呗还款」: the way to pay us, not what the message is about
         add(ent.entity, ent.start, ent.end, ent.value)
-    return sorted(out, key=lambda e: e.start)
+    return sorted(_product_roles(out), key=lambda e: e.start)
+
+
+# 「用信用卡还」「拿花呗还你们」「通过白条付」: a product right after one of these is a payment instrument.
+PAID_WITH = re.compile(r"(?:用|拿|通过|从|走)(?:我的|我)?$")
+ELSEWHERE = "elsewhere"
+
+
+def _product_roles(entities: list[Entity]) -> list[Entity]:
+    """A message that names products, none of them ours, is about something elsewhere: its product
+    mentions get the role ``elsewhere`` (the dialogue answers those as a policy). Once our own
+    product is named too (「花呗逾期会影响在你们这借的吗」) the message is about us: no role."""
+    products = [e for e in entities if e.entity == "product"]
+    if not products or any(e.value == "ours" for e in products):
+        return entities
+    return [replace(e, role=ELSEWHERE) if e.entity == "product" else e for e in entities]

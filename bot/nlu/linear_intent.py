@@ -31,12 +31,11 @@ from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDE
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from scipy.optimize import minimize_scalar
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, hstack
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.svm import LinearSVC
 
 from bot.nlu.normalize import normalize
@@ -81,19 +80,48 @@ def digit_shape(text: Text) -> Text:
     return DIGIT.sub("0", text.lower())
 
 
-def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
-    """The vectoriser and SVM; shared with scripts/quick_intent_cv.py so the proxy measures this."""
-    ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(config["min_ngram"], config["max_ngram"]),
-                             preprocessor=digit_shape, sublinear_tf=True)
-    cues = load_cues(config.get("cue_lexicon"))
-    features = make_union(ngrams, CueGroups(cues, config["cue_weight"])) if cues else ngrams
-    return make_pipeline(features, LinearSVC(C=config["C"]))
+class IntentModel:
+    """Character n-grams (+ cue groups) of the text, side by side with the encoder's sentence vector
+    (scaled by ``dense_weight``), into one linear classifier.
+
+    Inputs are parallel lists: the normalised texts and a (n, d) matrix of dense sentence features,
+    or None when the pipeline has no dense featurizer. Both halves go through one model so the SVM
+    weighs surface cues (「结清」「投诉」, digit shapes) against meaning (「客服热线」 ≈ 「人工」).
+    """
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        self.config = config
+        self.ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(config["min_ngram"], config["max_ngram"]),
+                                      preprocessor=digit_shape, sublinear_tf=True)
+        cues = load_cues(config.get("cue_lexicon"))
+        self.cues = CueGroups(cues, config["cue_weight"]) if cues else None
+        self.classifier = LinearSVC(C=config["C"])
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.classifier.classes_
+
+    def _features(self, texts: List[Text], dense: Optional[np.ndarray]) -> csr_matrix:
+        blocks = [self.ngrams.transform(texts)]
+        if self.cues is not None:
+            blocks.append(self.cues.transform(texts))
+        if dense is not None and self.config["dense_weight"]:
+            blocks.append(csr_matrix(np.asarray(dense, dtype=float) * self.config["dense_weight"]))
+        return hstack(blocks).tocsr()
+
+    def fit(self, texts: List[Text], dense: Optional[np.ndarray], labels: np.ndarray) -> "IntentModel":
+        self.ngrams.fit(texts)
+        self.classifier.fit(self._features(texts, dense), labels)
+        return self
+
+    def decisions(self, texts: List[Text], dense: Optional[np.ndarray]) -> np.ndarray:
+        """decision_function as one column per class (scikit-learn gives one column for two classes)."""
+        scores = self.classifier.decision_function(self._features(texts, dense))
+        return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
 
 
-def decisions_2d(model: Pipeline, texts: List[Text]) -> np.ndarray:
-    """decision_function as one column per class (scikit-learn gives one column for two classes)."""
-    scores = model.decision_function(texts)
-    return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
+def _rows(dense: Optional[np.ndarray], index: np.ndarray) -> Optional[np.ndarray]:
+    return None if dense is None else dense[index]
 
 
 def fit_temperature(decisions: np.ndarray, gold: np.ndarray) -> float:
@@ -103,7 +131,8 @@ def fit_temperature(decisions: np.ndarray, gold: np.ndarray) -> float:
     return float(minimize_scalar(nll, bounds=(0.01, 10.0), method="bounded").x)
 
 
-def calibrated_temperature(texts: List[Text], labels: np.ndarray, config: Dict[Text, Any]) -> float:
+def calibrated_temperature(texts: List[Text], dense: Optional[np.ndarray], labels: np.ndarray,
+                           config: Dict[Text, Any]) -> float:
     """Held-out decision values from k folds of the training data, then the temperature that fits
     them best (1.0 when an intent has too few examples to fold)."""
     labels = np.asarray(labels)
@@ -114,17 +143,27 @@ def calibrated_temperature(texts: List[Text], labels: np.ndarray, config: Dict[T
     decisions = np.zeros((len(texts), len(classes)))
     text_array = np.array(texts, dtype=object)
     for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=0).split(texts, labels):
-        fold = build_pipeline(config).fit(list(text_array[train_idx]), labels[train_idx])
+        fold = IntentModel(config).fit(list(text_array[train_idx]), _rows(dense, train_idx), labels[train_idx])
         columns = np.searchsorted(classes, fold.classes_)
-        decisions[np.ix_(test_idx, columns)] = decisions_2d(fold, list(text_array[test_idx]))
+        decisions[np.ix_(test_idx, columns)] = fold.decisions(list(text_array[test_idx]), _rows(dense, test_idx))
     temperature = fit_temperature(decisions, np.searchsorted(classes, labels))
     logger.info("LinearIntentClassifier: %d folds, temperature %.3f", folds, temperature)
     return temperature
 
 
-def calibrated_confidences(model: Pipeline, temperature: float, texts: List[Text]) -> np.ndarray:
+def calibrated_confidences(model: IntentModel, temperature: float, texts: List[Text],
+                           dense: Optional[np.ndarray]) -> np.ndarray:
     """One row of intent probabilities per text, in the order of ``model.classes_``."""
-    return softmax(decisions_2d(model, texts) / temperature, axis=1)
+    return softmax(model.decisions(texts, dense) / temperature, axis=1)
+
+
+def dense_sentence_features(message: Message) -> Optional[np.ndarray]:
+    """The message's dense sentence feature row(s) from the featurizers before this component, or
+    None when the pipeline has none."""
+    _, sentence = message.get_dense_features(TEXT)
+    if sentence is None:
+        return None
+    return np.asarray(sentence.features, dtype=np.float32).reshape(-1)
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
@@ -134,14 +173,14 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {"min_ngram": 1, "max_ngram": 3, "C": 1.0, "calibration_folds": 5, "ranking_length": 10,
-                "cue_lexicon": None, "cue_weight": 1.0}
+                "cue_lexicon": None, "cue_weight": 1.0, "dense_weight": 1.0}
 
     @staticmethod
     def required_packages() -> List[Text]:
         return ["sklearn"]
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-                 model: Optional[Pipeline] = None, temperature: float = 1.0) -> None:
+                 model: Optional[IntentModel] = None, temperature: float = 1.0) -> None:
         self._config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
@@ -160,8 +199,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if len(set(labels)) < 2:
             logger.warning("LinearIntentClassifier needs at least two intents; not trained.")
             return self._resource
-        self._temperature = calibrated_temperature(texts, labels, self._config)
-        self._model = build_pipeline(self._config).fit(texts, labels)
+        dense = _dense_matrix(examples)
+        self._temperature = calibrated_temperature(texts, dense, labels, self._config)
+        self._model = IntentModel(self._config).fit(texts, dense, labels)
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump({"model": self._model, "temperature": self._temperature}, directory / MODEL_FILE)
         return self._resource
@@ -180,12 +220,23 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             text = message.get(TEXT)
-            if self._model is None or not text:
+            if self._model is None or not isinstance(text, str) or not text.strip():
                 continue
-            confidences = calibrated_confidences(self._model, self._temperature, [text])[0]
+            dense = _dense_matrix([message])
+            confidences = calibrated_confidences(self._model, self._temperature, [text], dense)[0]
             order = np.argsort(confidences)[::-1]
             ranking = [{INTENT_NAME_KEY: str(self._model.classes_[i]),
                         PREDICTED_CONFIDENCE_KEY: float(confidences[i])} for i in order]
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set("intent_ranking", ranking[: self._config["ranking_length"]], add_to_output=True)
         return messages
+
+
+def _dense_matrix(messages: List[Message]) -> Optional[np.ndarray]:
+    """The dense sentence features of the messages as one matrix, or None when no featurizer set
+    any (a pipeline without the encoder). A message without them gets zeros."""
+    rows = [dense_sentence_features(m) for m in messages]
+    width = next((len(r) for r in rows if r is not None), None)
+    if width is None:
+        return None
+    return np.vstack([r if r is not None else np.zeros(width, dtype=np.float32) for r in rows])

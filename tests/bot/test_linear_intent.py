@@ -113,20 +113,39 @@ def test_cue_groups_mark_each_group_the_text_mentions():
     from bot.nlu.linear_intent import CueGroups, load_cues
 
     cues = load_cues("bot/nlu/intent_cues.yml")
-    assert {"other_lender", "non_loan_bill"} <= set(cues)
+    assert {"non_loan_finance", "errand"} <= set(cues)
+    # Other lenders and bills are the product entity's job now, not an intent cue.
+    assert not {"other_lender", "non_loan_bill"} & set(cues)
     names = sorted(cues)
-    matrix = CueGroups(cues, 2.0).transform(["安逸花逾期了会怎样", "水费欠费会停水吗", "我还欠多少"]).toarray()
-    assert matrix[0, names.index("other_lender")] == 2.0
-    assert matrix[1, names.index("non_loan_bill")] == 2.0
-    assert not matrix[2].any()
+    matrix = CueGroups(cues, 2.0).transform(["大额存单利率多少", "我还欠多少"]).toarray()
+    assert matrix[0, names.index("non_loan_finance")] == 2.0
+    assert not matrix[1].any()
 
 
-def test_a_lender_named_only_in_the_lexicon_still_reads_as_out_of_scope(storage):
-    """The group feature carries what the training data taught for other lenders' names."""
-    data = dict(EXAMPLES)
-    data["out_of_scope"] = ["花呗还欠多少", "借呗这个月要还多少", "白条还剩多少没还", "今天天气怎么样",
-                            "微粒贷还款日是哪天", "房贷还欠多少", "你会唱歌吗", "车贷这期还了没"]
-    classifier = make(storage, {"cue_lexicon": "bot/nlu/intent_cues.yml"})
-    classifier.train(TrainingData([Message(data={"text": t, "intent": i}) for i, ts in data.items() for t in ts]))
-    assert parse(classifier, "度小满还欠多少").get("intent")["name"] == "out_of_scope"
-    assert parse(classifier, "我还欠多少").get("intent")["name"] == "query_balance"
+def with_dense(text: str, vector) -> Message:
+    from rasa.shared.nlu.training_data.features import Features
+
+    message = Message(data={"text": text})
+    message.add_features(Features(np.asarray(vector, dtype=np.float32)[None, :], "sentence", "text", "e5"))
+    return message
+
+
+def test_dense_sentence_features_are_used_beside_the_characters(storage):
+    """Texts that share no characters with their class, but whose sentence vectors do: the dense half
+    of the features must carry the decision (what the encoder adds for unseen wording)."""
+    rng = np.random.default_rng(0)
+    centres = {"query_balance": np.eye(8)[0], "greet": np.eye(8)[1]}
+    examples = []
+    for i in range(12):
+        for intent, centre in centres.items():
+            message = with_dense(f"{intent[:2]}{i}", centre + rng.normal(0, 0.05, 8))
+            message.set("intent", intent)
+            examples.append(message)
+    classifier = make(storage, {"dense_weight": 3.0})
+    classifier.train(TrainingData(examples))
+    unseen = with_dense("完全没见过的字", centres["greet"])
+    classifier.process([unseen])
+    assert unseen.get("intent")["name"] == "greet"
+    unseen = with_dense("完全没见过的字", centres["query_balance"])
+    classifier.process([unseen])
+    assert unseen.get("intent")["name"] == "query_balance"
