@@ -64,8 +64,10 @@ class ActionWrongPerson(Action):
             pass  # the apology still goes out; nothing is disclosed either way
         dispatcher.utter_message(text=kb("wrong_person"))
         events = [SlotSet("verified", False), SlotSet("customer_id", None), SlotSet("loan_ref", None)]
-        # A form in progress is closed by the rule that follows (action_deactivate_loop).
-        return events + [SlotSet(s, None) for s in RESET_SLOTS]
+        # A form in progress is closed by the rule that follows (action_deactivate_loop). The answer
+        # context is left to expire with the next message (actions/answer_context.py): every rule
+        # that runs this action then sees the same slots.
+        return events + [SlotSet(s, None) for s in RESET_SLOTS if s != "answer_context"]
 
 
 def _previous_user_intent(tracker: Tracker) -> str | None:

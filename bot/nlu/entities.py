@@ -238,8 +238,9 @@ def extract(text: str, now: datetime | None = None) -> list[Entity]:
     return sorted(_product_roles(out), key=lambda e: e.start)
 
 
-# 「用信用卡还」「拿花呗还你们」「通过白条付」: a product right after one of these is a payment instrument.
-PAID_WITH = re.compile(r"(?:用|拿|通过|从|走)(?:我的|我)?$")
+# 「用信用卡还」「拿花呗还你们」「通过白条付」「支持信用卡还款吗」: a product right after one of these is a
+# payment instrument.
+PAID_WITH = re.compile(r"(?:用|拿|通过|从|走|支持|可以刷)(?:我的|我)?$")
 ELSEWHERE = "elsewhere"
 
 
