@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import yaml  # noqa: E402
+
 from bot.nlu.datasets import HANDWRITTEN, REAL_DIR, annotate, load_examples  # noqa: E402
 from bot.nlu.normalize import normalize  # noqa: E402
 
@@ -37,13 +39,9 @@ HEADERS = {
     "bank_unionpay": "Questions to a bank card customer-service bot (UnionPay 95516 FAQ data, "
                      "qiu997018209/TensorFlow). Licence: none stated — see docs/data-sources.md.",
 }
-INTENTS = {
-    "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "request_human", "query_balance",
-    "query_repayment_schedule", "query_loan_status", "query_payment_history", "ask_repayment_method",
-    "ask_interest_fees", "request_early_repayment", "report_payment_made", "promise_to_pay",
-    "request_repayment_plan", "ask_overdue_consequences", "complaint", "query_complaint_status",
-    "unsubscribe", "wrong_person", "busy_later", "provide_identity", "out_of_scope",
-}
+# The intent contract: domain.yml's intents, without the EXTERNAL_ ones the system sends itself.
+INTENTS = {i for i in yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["intents"]
+           if isinstance(i, str) and not i.startswith("EXTERNAL_")}
 MARKUP = set("[]{}")
 # Near-duplicates (templated FAQ lines such as 「X银联客服电话」 for thirty countries) teach one phrasing
 # thirty times: within a family and intent, a text whose character bigrams overlap this much with

@@ -5,13 +5,16 @@ question's context ends with the borrower's next message."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 
-from conftest import RunningStack
-from test_conversation import yuan
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.e2e.conftest import RunningStack  # noqa: E402
+from test_workflows import yuan  # noqa: E402
 
 
 def overdue_borrower(stack: RunningStack, skip: int = 0) -> tuple[int, str, str, dict]:
