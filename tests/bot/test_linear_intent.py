@@ -2,10 +2,11 @@
 calibrated probabilities that FallbackClassifier can threshold."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 pytest.importorskip("rasa")
+
+import numpy as np  # noqa: E402
 
 from rasa.engine.graph import ExecutionContext, GraphSchema  # noqa: E402
 from rasa.engine.storage.local_model_storage import LocalModelStorage  # noqa: E402
