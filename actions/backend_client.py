@@ -85,6 +85,9 @@ class BackendClient:
     async def unsubscribe(self, customer_id: int) -> None:
         await self._request("POST", f"/customers/{customer_id}/unsubscribe")
 
+    async def resubscribe(self, customer_id: int) -> None:
+        await self._request("POST", f"/customers/{customer_id}/resubscribe")
+
     async def record_promise(self, loan_id: int, promised_date: str, amount: str | None, channel: str) -> dict:
         body = {"promised_date": promised_date, "channel": channel}
         if amount:

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class ErrorBody(BaseModel):
@@ -61,6 +61,8 @@ class LoanSummary(BaseModel):
     days_past_due: int
     penalty_interest: Decimal
     instalments_remaining: int
+    # The day the loan was paid off (the payment that brought the balance to zero); null unless settled.
+    settled_on: date | None = None
 
 
 class InstalmentOut(BaseModel):
@@ -376,7 +378,7 @@ class OpenHandoffOut(BaseModel):
 # --------------------------------------------------------------------------- complaint tickets
 
 ComplaintCategoryIn = Literal["collection", "fees", "service", "wrong_info", "privacy", "other"]
-ComplaintStatusName = Literal["received", "in_progress", "resolved", "closed"]
+ComplaintStatusName = Literal["draft", "received", "in_progress", "resolved", "closed"]
 
 
 def _not_blank(value: str | None) -> str | None:
@@ -386,25 +388,49 @@ def _not_blank(value: str | None) -> str | None:
 
 
 class ComplaintIn(BaseModel):
-    """A complaint the bot collected: category, the borrower's words, what they want, how to reach them."""
+    """A complaint the bot collected: category, the borrower's words, what they want, how to reach them.
+
+    ``draft``: what the bot had when the borrower left the complaint unfinished (cancelled, the form
+    expired, asked for a person). A draft needs at least a category or some words; description,
+    outcome and contact may be missing. A filed complaint (``draft`` false) needs the category and
+    a non-blank description, as before. ``other_categories``: categories besides the main one."""
 
     model_config = ConfigDict(extra="forbid")
 
     conversation: str = Field(min_length=3, max_length=100)
     channel: Literal["wechat", "sms", "web"]
     customer_id: int | None = Field(default=None, gt=0)
-    category: ComplaintCategoryIn
-    description: str = Field(min_length=1, max_length=4000)  # verbatim
+    draft: bool = False  # declared before the fields whose rules depend on it (validated in order)
+    category: ComplaintCategoryIn | None = Field(default=None, validate_default=True)  # required unless a draft
+    other_categories: list[ComplaintCategoryIn] = Field(default_factory=list, max_length=6)
+    description: str | None = Field(default=None, max_length=4000, validate_default=True)  # verbatim
     desired_outcome: str | None = Field(default=None, max_length=1000)
     contact: str | None = Field(default=None, max_length=200)
     distress: bool = False  # the bot saw distress signals in the conversation
+
+    @field_validator("category")
+    @classmethod
+    def _category_unless_draft(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and not info.data.get("draft"):
+            raise ValueError("a category is required (unless draft)")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description_unless_draft(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not info.data.get("draft"):
+            if value is None:
+                raise ValueError("a description is required (unless draft)")
+            _not_blank(value)
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> "ComplaintIn":
         prefix = f"{self.channel}:"
         if not self.conversation.startswith(prefix) or len(self.conversation) == len(prefix):
             raise ValueError('conversation must be "<channel>:<external id>" on the given channel')
-        _not_blank(self.description)
+        if self.draft and self.category is None and not self.other_categories and not (self.description or "").strip():
+            raise ValueError("a draft needs at least a category or some words")
         return self
 
 
@@ -429,11 +455,13 @@ class ComplaintOut(BaseModel):
     channel: str
     category: str
     category_label: str  # 催收方式 ...
+    other_categories: list[str]  # categories besides the main one
+    other_category_labels: list[str]  # their Chinese labels, in the same order
     description: str  # masked
     desired_outcome: str | None  # masked
     contact: str | None  # masked
     status: ComplaintStatusName
-    status_label: str  # 已受理 / 处理中 / 已解决 / 已关闭
+    status_label: str  # 草稿（客户未提交完） / 已受理 / 处理中 / 已解决 / 已关闭
     priority: Literal["high", "normal"]
     distress: bool
     received_at: datetime
@@ -459,8 +487,10 @@ class ComplaintDetailOut(ComplaintOut):
 
 class ComplaintOpenedOut(ComplaintDetailOut):
     # new: a new ticket; linked: a new ticket in the group of an earlier, ended one;
-    # appended: added to the borrower's open ticket (no new ticket; its reference is returned).
-    outcome: Literal["new", "linked", "appended"]
+    # appended: added to the borrower's open ticket or draft (no new ticket; its reference is returned);
+    # draft: a new draft ticket; completed_draft: the borrower's draft completed by this complaint
+    # (no new ticket; the draft's reference and deadline are kept, its status becomes received).
+    outcome: Literal["new", "linked", "appended", "draft", "completed_draft"]
     offer_human: bool  # high priority: the bot offers a person straight away
 
 

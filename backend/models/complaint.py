@@ -3,14 +3,15 @@
 A ticket has a regulatory deadline: a decision within ``complaints.decision_days`` of receipt,
 extendable once, with a recorded reason, up to ``complaints.max_total_days`` in total
 (config/business.yml). Complaints from any channel about the same borrower and category within the
-link window are linked, not duplicated (see backend.services.complaints).
+link window are linked, not duplicated (see backend.services.complaints). A complaint the borrower
+started in chat and left unfinished is kept as a draft (status ``draft``) that staff see and work.
 """
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, StrEnum
@@ -33,6 +34,7 @@ CATEGORY_LABELS = {
 
 
 class ComplaintStatus(str, enum.Enum):
+    draft = "draft"  # 草稿: started in chat, not submitted (cancelled, expired, handed to a person); live
     received = "received"  # 已受理
     in_progress = "in_progress"  # 处理中
     resolved = "resolved"  # 已解决 (final, with a resolution)
@@ -40,6 +42,7 @@ class ComplaintStatus(str, enum.Enum):
 
 
 STATUS_LABELS = {
+    ComplaintStatus.draft: "草稿（客户未提交完）",
     ComplaintStatus.received: "已受理", ComplaintStatus.in_progress: "处理中",
     ComplaintStatus.resolved: "已解决", ComplaintStatus.closed: "已关闭",
 }
@@ -59,6 +62,9 @@ class ComplaintTicket(Base):
     conversation: Mapped[str] = mapped_column(String(100), index=True)  # Rasa sender id "<channel>:<external id>"
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     category: Mapped[ComplaintCategory] = mapped_column(StrEnum(ComplaintCategory, "complaint_category"))
+    # Categories besides the main one (e.g. collection + ["privacy"]): ComplaintCategory values, no
+    # duplicates, never the main category. Linking goes by the main category only.
+    other_categories: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     # The borrower's own words, kept verbatim as the record of the complaint; every API response
     # and the console show it masked (mask_numbers), never with a full phone, ID or card number.
     description: Mapped[str] = mapped_column(Text)
@@ -89,6 +95,8 @@ class ComplaintTicket(Base):
 
 class ComplaintEventKind(str, enum.Enum):
     opened = "opened"
+    drafted = "drafted"  # an unfinished complaint kept as a draft (its words in the note)
+    completed = "completed"  # the borrower later filed it in full: the draft became a received ticket
     follow_up = "follow_up"  # a linked complaint added to this open ticket instead of a duplicate
     started = "started"
     resolved = "resolved"

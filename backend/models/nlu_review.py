@@ -53,7 +53,7 @@ INTENT_LABELS = {
     "ask_interest_fees": "询问利息费用", "request_early_repayment": "提前还款/结清",
     "report_payment_made": "告知已还款", "promise_to_pay": "承诺还款", "request_repayment_plan": "申请还款方案",
     "ask_overdue_consequences": "询问逾期后果", "complaint": "投诉", "query_complaint_status": "查询投诉进度",
-    "unsubscribe": "退订提醒", "wrong_person": "打错人了", "busy_later": "现在不方便",
+    "unsubscribe": "退订提醒", "resubscribe": "恢复提醒", "wrong_person": "打错人了", "busy_later": "现在不方便",
     "provide_identity": "提供身份信息", "out_of_scope": "与贷款无关",
 }
 

@@ -91,7 +91,21 @@ def loan_summary(loan: Loan, rules: BusinessRules, as_of: date) -> LoanSummary:
         next_instalment_amount=nxt.total_due if nxt else None,
         overdue_amount=pos.overdue_amount, days_past_due=pos.days_past_due,
         penalty_interest=pos.penalty_interest, instalments_remaining=len(pos.open_rows),
+        settled_on=settled_on(loan),
     )
+
+
+def settled_on(loan: Loan) -> date | None:
+    """The day a settled loan was paid off: the stored date (ledger.refresh_loan_status sets it when the
+    last instalment is paid), else the latest day an instalment was settled, else the last payment's day."""
+    if loan.status != LoanStatus.settled:
+        return None
+    if loan.settled_on is not None:
+        return loan.settled_on
+    days = [i.settled_on for i in loan.instalments if i.settled_on]
+    if days:
+        return max(days)
+    return max((p.paid_on for p in loan.payments), default=None)
 
 
 def _current_status(loan: Loan, pos: LoanPosition) -> str:

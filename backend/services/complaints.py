@@ -22,6 +22,31 @@ Rules (config/business.yml, ``complaints``):
   A live ticket keeps one deadline and one reference however many times the borrower repeats the
   complaint; a complaint after a decision is a new matter for the deadline, but staff see the group.
 
+Drafts (status ``draft``, 「草稿（客户未提交完）」): a complaint the borrower started in chat and left
+(cancelled, the form expired, asked for a person) is posted by the bot with ``draft: true`` and
+whatever it had: at least a category or some words; no contact needed. The rule chosen: a
+complaint is a complaint once voiced, so the lender treats a draft as received:
+
+* it gets a reference, ``received_at`` = now and the same 15-day deadline, the same priority rule and
+  the same reminder pause as a filed complaint; it is live (``LIVE``): on the staff list by default
+  (and under ``?status=draft``), in the dashboard's deadline figures, and staff work it like any ticket
+  (start from draft or received, resolve, close, extend). Outcome ``draft``, HTTP 201. Its words are
+  kept on its ``drafted`` event as well as in the description.
+* completed, not duplicated: when the same borrower (``_same_borrower``: the same conversation, or the
+  same customer) files a full complaint while a draft received within ``link_window_days`` is still a
+  draft, that draft, whatever its category, is updated in place with the full fields (category,
+  description, outcome, contact; the draft's categories are kept among ``other_categories``) and
+  becomes ``received``; it keeps its reference, its receipt time and its deadline, so the borrower's
+  clock is never restarted to their detriment. Outcome ``completed_draft``, HTTP 200, a ``completed``
+  event and an audit row ``complaint.completed``. A draft staff already started or ended is not
+  completed: the complaint is filed as any other (linking as above).
+* a second draft from the same borrower while one is open is appended to it (``appended``); a draft
+  in the category of a live filed ticket is appended to that ticket.
+
+Several categories: ``other_categories`` lists codes besides the main ``category`` (e.g. collection
++ privacy); priority and the reminder pause look at every category; linking goes by the main one. A
+follow-up naming new categories adds them to the ticket's ``other_categories``.
+
 Text: the borrower's own words (description, desired outcome, follow-up notes) are stored verbatim
 as the record of the complaint and masked (mask_numbers) in every response; the contact preference
 and staff text (resolution, extension reason, close note) are masked before they are stored. The
@@ -56,12 +81,16 @@ from backend.schemas import (
 from . import accounts, audit, records
 from .masking import mask_name, mask_numbers, mask_phone
 
-LIVE = (ComplaintStatus.received, ComplaintStatus.in_progress)
+# Live: not yet decided. A draft is live: it is on the staff list, counts against its deadline, pauses
+# reminders and takes follow-ups like any open ticket.
+LIVE = (ComplaintStatus.draft, ComplaintStatus.received, ComplaintStatus.in_progress)
 REFERENCE_TRIES = 5
 CUSTOMER = "customer"  # the actor of events the borrower caused
 
 EVENT_LABELS = {
     ComplaintEventKind.opened: "已受理您的投诉",
+    ComplaintEventKind.drafted: "已记录您未提交完的投诉",
+    ComplaintEventKind.completed: "已收到您提交的完整投诉",
     ComplaintEventKind.follow_up: "已补充投诉内容",
     ComplaintEventKind.started: "正在处理",
     ComplaintEventKind.resolved: "已处理完毕",
@@ -147,6 +176,8 @@ def _fields(db: Session, ticket: ComplaintTicket, rules: BusinessRules,
         id=ticket.id, reference=ticket.reference, customer_id=ticket.customer_id,
         conversation_masked=_conversation_masked(ticket.conversation), channel=ticket.channel.value,
         category=ticket.category.value, category_label=CATEGORY_LABELS[ticket.category],
+        other_categories=list(ticket.other_categories or []),
+        other_category_labels=[CATEGORY_LABELS[ComplaintCategory(c)] for c in ticket.other_categories or []],
         description=mask_numbers(ticket.description), desired_outcome=_mask(ticket.desired_outcome),
         contact=ticket.contact, status=ticket.status.value, status_label=STATUS_LABELS[ticket.status],
         priority=ticket.priority.value, distress=ticket.distress, received_at=_local(ticket.received_at, rules),
@@ -282,48 +313,91 @@ def _same_borrower(data: ComplaintIn):
                and_(ComplaintTicket.customer_id.is_(None), ComplaintTicket.conversation == data.conversation))
 
 
-def _follow_up_note(data: ComplaintIn) -> str:
-    note = data.description
+def _follow_up_note(data: ComplaintIn, categories: list[ComplaintCategory] | None = None) -> str:
+    lines = [data.description or ""] if (data.description or "").strip() else []
+    if categories:
+        lines.append("类别：" + "、".join(CATEGORY_LABELS[c] for c in categories))
     if data.desired_outcome:
-        note += f"\n诉求：{data.desired_outcome}"
+        lines.append(f"诉求：{data.desired_outcome}")
     if data.contact:
-        note += f"\n联系方式：{mask_numbers(data.contact)}"
-    return note
+        lines.append(f"联系方式：{mask_numbers(data.contact)}")
+    return "\n".join(lines) or "（无文字内容）"
+
+
+def _categories(data: ComplaintIn) -> tuple[ComplaintCategory, list[ComplaintCategory]]:
+    """(main category, other categories): others without duplicates or the main one, in the order
+    given. A draft without a main category takes its first other category, else ``other``."""
+    try:
+        named = [ComplaintCategory(c) for c in ([data.category] if data.category else []) + list(data.other_categories)]
+    except ValueError:
+        raise AppError(422, "invalid_category", "投诉类别不正确", "Unknown complaint category")
+    main = named[0] if named else ComplaintCategory.other
+    others: list[ComplaintCategory] = []
+    for c in named[1:]:
+        if c != main and c not in others:
+            others.append(c)
+    return main, others
+
+
+def _merge_others(main: ComplaintCategory, *groups) -> list[str]:
+    """Category codes of the groups, in order, without duplicates or the main category."""
+    out: list[str] = []
+    for group in groups:
+        for c in group:
+            value = ComplaintCategory(c).value
+            if value != main.value and value not in out:
+                out.append(value)
+    return out
+
+
+def _open_draft(db: Session, data: ComplaintIn, since: datetime) -> ComplaintTicket | None:
+    """The borrower's newest draft received within the link window, whatever its category (the bot
+    drafts what it had, often before the category was settled)."""
+    return db.scalar(select(ComplaintTicket).where(
+        _same_borrower(data), ComplaintTicket.status == ComplaintStatus.draft, ComplaintTicket.received_at >= since)
+        .order_by(ComplaintTicket.received_at.desc(), ComplaintTicket.id.desc()).limit(1))
 
 
 def open_ticket(db: Session, rules: BusinessRules, data: ComplaintIn, now: datetime,
                 actor: str) -> tuple[ComplaintTicket, str]:
-    """Store a complaint; (ticket, outcome) with outcome ``new``, ``linked`` or ``appended`` (see the
-    module docstring)."""
+    """Store a complaint or a draft; (ticket, outcome) with outcome ``new``, ``linked``, ``appended``,
+    ``draft`` or ``completed_draft`` (see the module docstring)."""
     now = _local(now, rules)
     cr = rules.complaints
-    try:
-        category = ComplaintCategory(data.category)
-    except ValueError:
-        raise AppError(422, "invalid_category", "投诉类别不正确", f"Unknown complaint category {data.category!r}")
+    category, others = _categories(data)
     if data.customer_id is not None:
         accounts.get_customer(db, data.customer_id)
     channel = Channel(data.channel)
-    high = category.value in cr.high_priority_categories or data.distress
-    pauses = category.value in cr.pause_reminders_categories
+    every = [category, *others]
+    high = any(c.value in cr.high_priority_categories for c in every) or data.distress
+    pauses = any(c.value in cr.pause_reminders_categories for c in every)
+    since = now - timedelta(days=cr.link_window_days)
+
+    draft = _open_draft(db, data, since)
+    if draft is not None:
+        if data.draft:  # left unfinished again: one draft, the new words on it
+            return _append(db, draft, data, channel, high, pauses, now, actor, others=every), "appended"
+        if _complete(db, rules, draft, data, category, others, channel, high, pauses, now, actor):
+            return draft, "completed_draft"
+        # staff started or ended the draft meanwhile: filed as any complaint below
 
     earlier = list(db.scalars(
         select(ComplaintTicket).where(
-            _same_borrower(data), ComplaintTicket.category == category,
-            ComplaintTicket.received_at >= now - timedelta(days=cr.link_window_days))
+            _same_borrower(data), ComplaintTicket.category == category, ComplaintTicket.received_at >= since)
         .order_by(ComplaintTicket.received_at.desc(), ComplaintTicket.id.desc())))
     live = next((t for t in earlier if t.status in LIVE), None)
     if live is not None:
-        return _append(db, live, data, channel, high, pauses, now, actor), "appended"
+        return _append(db, live, data, channel, high, pauses, now, actor, others=others), "appended"
 
+    status = ComplaintStatus.draft if data.draft else ComplaintStatus.received
     linked_to_id = _root_id(earlier[0]) if earlier else None
     for _ in range(REFERENCE_TRIES):
         ticket = ComplaintTicket(
             reference=_next_reference(db, now), customer_id=data.customer_id, conversation=data.conversation,
-            channel=channel, category=category, description=data.description,
-            desired_outcome=data.desired_outcome, contact=_mask(data.contact), status=ComplaintStatus.received,
-            priority=ComplaintPriority.high if high else ComplaintPriority.normal, distress=data.distress,
-            received_at=now, due_at=now + timedelta(days=cr.decision_days), extended=False,
+            channel=channel, category=category, other_categories=[c.value for c in others],
+            description=data.description or "", desired_outcome=data.desired_outcome, contact=_mask(data.contact),
+            status=status, priority=ComplaintPriority.high if high else ComplaintPriority.normal,
+            distress=data.distress, received_at=now, due_at=now + timedelta(days=cr.decision_days), extended=False,
             linked_to_id=linked_to_id, pauses_reminders=pauses,
         )
         try:
@@ -334,21 +408,29 @@ def open_ticket(db: Session, rules: BusinessRules, data: ComplaintIn, now: datet
         break
     else:
         raise AppError(409, "busy", "系统繁忙，请稍后再试", "Could not number the ticket; try again")
-    _event(db, ticket, now, CUSTOMER, ComplaintEventKind.opened, None, ComplaintStatus.received, channel)
+    if data.draft:
+        # the draft's words stay in its history even after a full complaint replaces the description
+        _event(db, ticket, now, CUSTOMER, ComplaintEventKind.drafted, None, status, channel,
+               note=_follow_up_note(data))
+    else:
+        _event(db, ticket, now, CUSTOMER, ComplaintEventKind.opened, None, status, channel)
     if pauses:
         _event(db, ticket, now, CUSTOMER, ComplaintEventKind.reminders_paused)
     linked_ref = db.get(ComplaintTicket, linked_to_id).reference if linked_to_id else None
-    audit.record(db, actor, "complaint.opened", "complaint_ticket", ticket.id, reference=ticket.reference,
-                 category=category.value, priority=ticket.priority.value, distress=data.distress,
+    audit.record(db, actor, "complaint.drafted" if data.draft else "complaint.opened", "complaint_ticket", ticket.id,
+                 reference=ticket.reference, category=category.value,
+                 **({"other_categories": ticket.other_categories} if others else {}),
+                 priority=ticket.priority.value, distress=data.distress,
                  channel=channel.value, customer_id=data.customer_id, linked_to=linked_ref,
                  pauses_reminders=pauses, due_at=ticket.due_at.isoformat())
+    if data.draft:
+        return ticket, "draft"
     return ticket, "linked" if linked_to_id else "new"
 
 
-def _append(db: Session, ticket: ComplaintTicket, data: ComplaintIn, channel: Channel, high: bool, pauses: bool,
-            now: datetime, actor: str) -> ComplaintTicket:
-    """A repeat of a live ticket's complaint: one more event on it, not a second ticket."""
-    _event(db, ticket, now, CUSTOMER, ComplaintEventKind.follow_up, channel=channel, note=_follow_up_note(data))
+def _raise_and_pause(db: Session, ticket: ComplaintTicket, data: ComplaintIn, high: bool, pauses: bool,
+                     now: datetime) -> tuple[bool, bool]:
+    """Raise the priority and pause reminders where the new complaint says so; (raised, paused)."""
     raised = paused = False
     if high and ticket.priority != ComplaintPriority.high:
         raised = _transition(db, ticket, ComplaintTicket.priority != ComplaintPriority.high,
@@ -362,20 +444,74 @@ def _append(db: Session, ticket: ComplaintTicket, data: ComplaintIn, channel: Ch
                              reminders_cleared_at=None, reminders_cleared_by=None)
         if paused:
             _event(db, ticket, now, CUSTOMER, ComplaintEventKind.reminders_paused)
+    return raised, paused
+
+
+def _append(db: Session, ticket: ComplaintTicket, data: ComplaintIn, channel: Channel, high: bool, pauses: bool,
+            now: datetime, actor: str, others: list[ComplaintCategory] = ()) -> ComplaintTicket:
+    """A repeat of a live ticket's complaint (or of a draft): one more event on it, not a second ticket.
+    Categories the repeat names besides the ticket's are added to its other categories; a draft
+    without words takes the repeat's description."""
+    merged = _merge_others(ticket.category, ticket.other_categories or [], others)
+    added = [c for c in merged if c not in (ticket.other_categories or [])]
+    _event(db, ticket, now, CUSTOMER, ComplaintEventKind.follow_up, channel=channel,
+           note=_follow_up_note(data, [ComplaintCategory(c) for c in added]))
+    values = {}
+    if added:
+        values["other_categories"] = merged
+    if ticket.status == ComplaintStatus.draft and not ticket.description.strip() and (data.description or "").strip():
+        values["description"] = data.description
+    if values:
+        _transition(db, ticket, **values)
+    raised, paused = _raise_and_pause(db, ticket, data, high, pauses, now)
     audit.record(db, actor, "complaint.follow_up", "complaint_ticket", ticket.id, reference=ticket.reference,
                  channel=channel.value, customer_id=data.customer_id, distress=data.distress,
-                 priority_raised=raised, reminders_paused=paused)
+                 priority_raised=raised, reminders_paused=paused,
+                 **({"draft": True} if data.draft else {}), **({"categories_added": added} if added else {}))
     return ticket
+
+
+def _complete(db: Session, rules: BusinessRules, ticket: ComplaintTicket, data: ComplaintIn,
+              category: ComplaintCategory, others: list[ComplaintCategory], channel: Channel, high: bool,
+              pauses: bool, now: datetime, actor: str) -> bool:
+    """The borrower filed in full what was kept as a draft: the draft takes the full complaint's fields
+    and becomes received, keeping its reference, receipt time and deadline (the clock started when
+    the complaint was first voiced). The draft's categories stay as other categories (``other``, the
+    bot's placeholder, only when nothing else names the complaint). False if the ticket is no longer
+    a draft (staff started or ended it meanwhile)."""
+    draft_cats = [ticket.category.value, *(ticket.other_categories or [])]
+    if category != ComplaintCategory.other or others:
+        draft_cats = [c for c in draft_cats if c != ComplaintCategory.other.value]
+    merged = _merge_others(category, others, draft_cats)
+    customer_id = ticket.customer_id if ticket.customer_id is not None else data.customer_id
+    if not _transition(db, ticket, ComplaintTicket.status == ComplaintStatus.draft,
+                       status=ComplaintStatus.received, category=category, other_categories=merged,
+                       description=data.description, desired_outcome=data.desired_outcome,
+                       contact=_mask(data.contact), customer_id=customer_id):
+        return False
+    _event(db, ticket, now, CUSTOMER, ComplaintEventKind.completed, ComplaintStatus.draft, ComplaintStatus.received,
+           channel)
+    raised, paused = _raise_and_pause(db, ticket, data, high, pauses, now)
+    audit.record(db, actor, "complaint.completed", "complaint_ticket", ticket.id, reference=ticket.reference,
+                 category=category.value, other_categories=merged, priority=ticket.priority.value,
+                 distress=data.distress, channel=channel.value, customer_id=customer_id,
+                 priority_raised=raised, reminders_paused=paused, due_at=_local(ticket.due_at, rules).isoformat())
+    return True
 
 
 def start(db: Session, rules: BusinessRules, reference: str, by: str, now: datetime, via: str) -> ComplaintTicket:
     ticket, now = get_ticket(db, reference), _local(now, rules)
-    if not _transition(db, ticket, ComplaintTicket.status == ComplaintStatus.received,
-                       status=ComplaintStatus.in_progress):
+    startable = (ComplaintStatus.draft, ComplaintStatus.received)
+    for _ in range(2):  # a draft may be completed (draft -> received) by the borrower at the same moment
+        before = ticket.status
+        if before in startable and _transition(db, ticket, ComplaintTicket.status == before,
+                                               status=ComplaintStatus.in_progress):
+            break
+    else:  # not startable (any more)
         if ticket.status == ComplaintStatus.in_progress:
             raise AppError(409, "already_started", "该投诉已在处理中", "The complaint is already in progress")
         raise _ended()
-    _event(db, ticket, now, by, ComplaintEventKind.started, ComplaintStatus.received, ComplaintStatus.in_progress)
+    _event(db, ticket, now, by, ComplaintEventKind.started, before, ComplaintStatus.in_progress)
     audit.record(db, by, "complaint.started", "complaint_ticket", ticket.id, reference=ticket.reference, via=via)
     return ticket
 

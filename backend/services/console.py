@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError
 from backend.models import (
-    CannedReply, ComplaintStatus, ComplaintTicket, Customer, HandoffCase, HandoffStatus, PlanRequest, PlanStatus,
-    PlanType, PromiseStatus, PromiseToPay, StaffSession,
+    CannedReply, ComplaintCategory, ComplaintStatus, ComplaintTicket, Customer, HandoffCase, HandoffStatus, PlanRequest,
+    PlanStatus, PlanType, PromiseStatus, PromiseToPay, StaffSession,
 )
 from backend.models.complaint import CATEGORY_LABELS, STATUS_LABELS
 from backend.models.plan import PLAN_STATUS_LABELS, PLAN_TYPE_LABELS
@@ -122,6 +122,8 @@ def customer_panel(db: Session, rules: BusinessRules, customer_id: int | None, t
                                 .order_by(PlanRequest.id.desc()))],
         "complaints": [
             {"reference": t.reference, "category": t.category.value, "category_label": CATEGORY_LABELS[t.category],
+             "other_categories": list(t.other_categories or []),
+             "other_category_labels": [CATEGORY_LABELS[ComplaintCategory(c)] for c in t.other_categories or []],
              "status": t.status.value, "status_label": STATUS_LABELS[t.status], "priority": t.priority.value,
              "due_date": complaints._local(t.due_at, rules).date().isoformat()}
             for t in db.scalars(select(ComplaintTicket).where(ComplaintTicket.customer_id == customer_id)
@@ -167,14 +169,16 @@ def plan_detail(db: Session, rules: BusinessRules, session: StaffSession, refere
 
 # --------------------------------------------------------------------------- complaint tickets
 
-LIST_FIELDS = ("reference", "customer", "channel", "category", "category_label", "status", "status_label",
+LIST_FIELDS = ("reference", "customer", "channel", "category", "category_label", "other_categories",
+               "other_category_labels", "status", "status_label",
                "priority", "distress", "received_at", "due_at", "due_date", "extended", "linked_to",
                "pauses_reminders", "seconds_remaining", "overdue", "last_update", "last_update_at")
 
 
 def complaint_list(db: Session, rules: BusinessRules, now: datetime,
                    statuses: list[ComplaintStatus] | None) -> list[dict]:
-    """Tickets nearest deadline first with the seconds left (the page counts down from there)."""
+    """Tickets nearest deadline first with the seconds left (the page counts down from there); by
+    default the live ones, drafts included (status_label 「草稿（客户未提交完）」)."""
     return [item.model_dump(mode="json", include=set(LIST_FIELDS))
             for item in complaints.staff_list(db, rules, now, statuses)]
 

@@ -1,4 +1,4 @@
-"""Conversation outcomes the backend records: wrong person, unsubscribe, promises to pay, sessions."""
+"""Conversation outcomes the backend records: wrong person, unsubscribe / resubscribe, promises to pay, sessions."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -31,6 +31,14 @@ def unsubscribe(db: Session, customer: Customer, actor: str) -> None:
     customer.consent_reminders = False
     customer.consent_marketing = False
     audit.record(db, actor, "customer.unsubscribed", "customer", customer.id)
+
+
+def resubscribe(db: Session, customer: Customer, actor: str) -> None:
+    """The borrower wants automated reminders again (「恢复提醒」): reminders only. Marketing consent,
+    withdrawn by an unsubscribe as well, is not given back by asking for reminders."""
+    was = customer.consent_reminders
+    customer.consent_reminders = True
+    audit.record(db, actor, "customer.resubscribed", "customer", customer.id, was_subscribed=was)
 
 
 def record_promise(db: Session, rules: BusinessRules, loan: Loan, promised_date: date, amount: Decimal | None,

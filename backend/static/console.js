@@ -124,7 +124,7 @@
         ` ${r.plan_type_label}${r.months ? r.months + "期" : ""} · ${r.status_label}`)) : [el("li", {class: "hint"}, "无")])),
       el("h3", {}, "投诉"), el("ul", {id: "customer-complaints"}, ...(c.complaints.length ? c.complaints.map((t) => el("li", {},
         el("a", {href: `/console/complaints/${encodeURIComponent(t.reference)}`}, t.reference),
-        ` ${t.category_label} · ${t.status_label}` + (t.priority === "high" ? " · 高优先级" : ""))) : [el("li", {class: "hint"}, "无")])));
+        ` ${categories(t)} · ${t.status_label}` + (t.priority === "high" ? " · 高优先级" : ""))) : [el("li", {class: "hint"}, "无")])));
   }
   function renderState(c, mine) {
     $("case-title").textContent = `${c.reference} · ${REASONS[c.reason] || c.reason} · ${CHANNELS[c.channel] || c.channel}`;
@@ -197,6 +197,11 @@
   const who = (c) => c ? `${c.name_masked} ${c.phone_masked}` : "未验证身份";
   const day = (iso) => iso ? iso.slice(0, 10) : "";
   const stamp = (iso) => iso ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}` : "";
+  // A complaint's main category, then the others (「催收方式（另：隐私）」).
+  function categories(t) {
+    const others = t.other_category_labels || [];
+    return t.category_label + (others.length ? `（另：${others.join("、")}）` : "");
+  }
   function facts(id, pairs) {
     $(id).replaceChildren(...pairs.filter(([, v]) => v !== null && v !== undefined && v !== "")
       .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
@@ -316,9 +321,10 @@
         rows.append(el("tr", {"data-reference": t.reference},
           el("td", {}, t.priority === "high" ? el("span", {class: "tag warn"}, "高") : "普通"),
           el("td", {}, t.reference, t.linked_to ? el("small", {}, ` 关联${t.linked_to}`) : ""),
-          el("td", {}, t.category_label), el("td", {}, who(t.customer)), el("td", {}, stamp(t.received_at)),
+          el("td", {}, categories(t)), el("td", {}, who(t.customer)), el("td", {}, stamp(t.received_at)),
           el("td", {}, stamp(t.due_at), t.extended ? el("small", {}, "（已延期）") : ""),
-          el("td", {class: "timer"}), el("td", {}, t.status_label),
+          el("td", {class: "timer"}),
+          el("td", {}, t.status === "draft" ? el("span", {class: "tag warn"}, t.status_label) : t.status_label),
           el("td", {}, el("a", {href: `/console/complaints/${encodeURIComponent(t.reference)}`}, "查看"))));
       }
       tickComplaints();
@@ -341,21 +347,23 @@
       const t = ticket = await api(`/complaints/${refPath}`);
       ticketAt = Date.now();
       $("complaint-view").hidden = false;
-      $("complaint-title").textContent = `${t.reference} · ${t.category_label}` + (t.priority === "high" ? " · 高优先级" : "");
+      $("complaint-title").textContent = `${t.reference} · ${categories(t)}` + (t.priority === "high" ? " · 高优先级" : "");
       $("complaint-status").textContent = t.status_label;
       facts("complaint-facts", [["客户", who(t.customer)], ["渠道", CHANNELS[t.channel] || t.channel],
+        ["类别", [t.category_label, ...(t.other_category_labels || [])].join("、")],
+        ["草稿", t.status === "draft" ? "客户在对话中开始但未提交完，已按收到投诉计算处理期限" : ""],
         ["联系方式", t.contact], ["受理时间", stamp(t.received_at)], ["处理期限", stamp(t.due_at) + (t.extended ? "（已延期）" : "")],
         ["延期原因", t.extension_reason], ["处理结果", t.resolution], ["情绪危机", t.distress ? "是" : ""],
         ["自动提醒", t.pauses_reminders ? "已暂停" : (t.reminders_cleared_by ? `已由${t.reminders_cleared_by}恢复` : "")]]);
-      $("complaint-text").textContent = t.description;
+      $("complaint-text").textContent = t.description || "（未填写）";
       $("complaint-outcome").textContent = t.desired_outcome || "（未填写）";
       $("complaint-events").replaceChildren(...t.events.map((e) => el("li", {},
         el("span", {class: "meta"}, `${stamp(e.at)} ${e.actor === "customer" ? "客户" : e.actor}`), ` ${e.label}`,
         e.note ? el("pre", {class: "verbatim"}, e.note) : "")));
       $("complaint-linked").replaceChildren(...(t.linked.length ? t.linked.map((ref) => el("li", {},
         el("a", {href: `/console/complaints/${encodeURIComponent(ref)}`}, ref))) : [el("li", {class: "hint"}, "无")]));
-      const live = t.status === "received" || t.status === "in_progress";
-      $("c-start").hidden = t.status !== "received";
+      const live = t.status === "draft" || t.status === "received" || t.status === "in_progress";
+      $("c-start").hidden = t.status !== "received" && t.status !== "draft";
       for (const id of ["c-resolution", "c-resolve", "c-close-note", "c-close"]) $(id).hidden = !live;
       for (const id of ["c-extend-reason", "c-extend-date", "c-extend"]) $(id).disabled = !live || t.extended;
       $("c-pause-box").hidden = !t.pauses_reminders;

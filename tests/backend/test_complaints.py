@@ -147,6 +147,7 @@ def test_open_stores_a_numbered_ticket_due_in_exactly_15_days(app, client, clock
     assert got == {
         "reference": "CP20261123-0001", "customer_id": cust.id, "conversation_masked": f"wechat:{c[7:11]}****{c[-4:]}",
         "channel": "wechat", "category": "fees", "category_label": "费用争议",
+        "other_categories": [], "other_category_labels": [],
         "description": "上个月多扣了我200元手续费", "desired_outcome": "退还多收的费用", "contact": "微信联系，晚上8点后",
         "status": "received", "status_label": "已受理", "priority": "normal", "distress": False,
         "received_at": opened_at, "due_at": "2026-12-08T10:00:00+08:00", "due_date": "2026-12-08",

@@ -489,9 +489,11 @@ def test_the_customer_panel_lists_plan_requests_and_complaints(app, client, cloc
         "reference": ref, "plan_type": "instalment", "plan_type_label": "分期", "months": 6,
         "status": "under_review", "status_label": "审核中", "submitted_on": "2026-11-23"}]
     assert panel["complaints"] == [
-        {"reference": collection, "category": "collection", "category_label": "催收方式", "status": "received",
+        {"reference": collection, "category": "collection", "category_label": "催收方式", "other_categories": [],
+         "other_category_labels": [], "status": "received",
          "status_label": "已受理", "priority": "high", "due_date": "2026-12-08"},
-        {"reference": fees, "category": "fees", "category_label": "费用争议", "status": "received",
+        {"reference": fees, "category": "fees", "category_label": "费用争议", "other_categories": [],
+         "other_category_labels": [], "status": "received",
          "status_label": "已受理", "priority": "normal", "due_date": "2026-12-08"}]
     page = a1.get(f"/console/cases/{case['id']}").text
     assert cust.phone not in page and cust.id_number not in page

@@ -182,3 +182,21 @@ def test_demo_book_is_served_by_the_api(demo):
             assert summary["days_past_due"] == position(loan, RULES, AS_OF).days_past_due
     finally:
         app.state.engine.dispose()
+
+
+def test_settled_loans_carry_the_day_of_their_last_payment(demo):
+    settled = [loan for loan in loans_of(demo["a"]) if loan.status == LoanStatus.settled]
+    assert settled
+    for loan in settled:
+        assert loan.settled_on == max(p.paid_on for p in loan.payments), loan.loan_no
+    owner = next(c for c in demo["a"] if any(loan.status == LoanStatus.settled for loan in c.loans))
+    loan = next(loan for loan in owner.loans if loan.status == LoanStatus.settled)
+    app = create_app(Settings(DATABASE_URL=demo["url"], BACKEND_API_KEYS=f"actions:{API_KEY}",
+                              APP_FROZEN_DATE=AS_OF.isoformat()))
+    try:
+        with TestClient(app) as client:
+            loans = client.get(f"/api/v1/customers/{owner.id}/loans", headers=HEADERS).json()
+            shown = next(x for x in loans if x["id"] == loan.id)
+            assert (shown["status"], shown["settled_on"]) == ("settled", loan.settled_on.isoformat())
+    finally:
+        app.state.engine.dispose()

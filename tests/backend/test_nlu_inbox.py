@@ -306,7 +306,7 @@ def test_the_list_is_newest_first_with_labels_and_filters(app, client, clock):
 
 
 def test_every_contract_intent_has_a_chinese_label():
-    assert len(contract_intents()) == 25
+    assert len(contract_intents()) == 26
     assert set(contract_intents()) == set(INTENT_LABELS)
     assert all(re.search(r"[\u4e00-\u9fff]", label) for label in INTENT_LABELS.values())
 

@@ -23,12 +23,14 @@ router = APIRouter(prefix="/api/v1", tags=["complaints"])
 
 @router.post("/complaints", response_model=ComplaintOpenedOut, status_code=201,
              responses={200: {"model": ComplaintOpenedOut,
-                              "description": "Added to the borrower's open ticket on the same topic (no new ticket)"}})
+                              "description": "Added to the borrower's open ticket on the same topic, or completing "
+                                             "their draft (no new ticket)"}})
 def open_complaint(data: ComplaintIn, response: Response, db: DB, rules: Rules, clock: Today, caller: Caller):
-    """File a complaint: a reference, the decision deadline, whether to offer a human now, and
-    whether it was linked to an earlier complaint (``outcome``)."""
+    """File a complaint, or keep an unfinished one as a draft (``draft: true``): a reference, the
+    decision deadline, whether to offer a human now, and whether it was linked to an earlier
+    complaint or completed the borrower's draft (``outcome``)."""
     ticket, outcome = complaints.open_ticket(db, rules, data, clock.now(), caller)
-    if outcome == "appended":
+    if outcome in ("appended", "completed_draft"):
         response.status_code = 200
     return complaints.opened_out(db, rules, ticket, outcome)
 

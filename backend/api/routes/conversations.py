@@ -1,5 +1,5 @@
 """Endpoints the bot calls on behalf of a conversation: verification, wrong person,
-unsubscribe, promises to pay."""
+unsubscribe / resubscribe, promises to pay."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -35,7 +35,14 @@ def wrong_person(channel: str, external_id: str, db: DB, caller: Caller):
 
 @router.post("/customers/{customer_id}/unsubscribe", status_code=204)
 def unsubscribe(customer_id: int, db: DB, caller: Caller) -> None:
+    """Stop automated reminders (and marketing) for the customer."""
     engagement.unsubscribe(db, accounts.get_customer(db, customer_id), caller)
+
+
+@router.post("/customers/{customer_id}/resubscribe", status_code=204)
+def resubscribe(customer_id: int, db: DB, caller: Caller) -> None:
+    """Automated reminders back on (consent_reminders, as GET /customers/{id} shows it); marketing stays off."""
+    engagement.resubscribe(db, accounts.get_customer(db, customer_id), caller)
 
 
 @router.post("/loans/{loan_id}/promises", response_model=PromiseOut, status_code=201)
