@@ -10,10 +10,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.nlu.normalize import normalize
+
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
 from .identity import verified_customer_id
-from .knowledge import business_rules
+from .knowledge import business_rules, kb
 
 OPEN_STATUSES = {"active", "overdue", "restructured"}
 NOT_VERIFIED = "为保护您的账户安全，查询账户信息前需要先核实您的身份。"
@@ -50,11 +52,13 @@ class AccountAnswer(Action, ABC):
             customer_id = await verified_or_told(dispatcher, client, tracker)
             if customer_id is None:
                 return []
-            loans = await client.loans(customer_id)
+            loans = all_loans = await client.loans(customer_id)
             if not self.include_settled:
                 loans = [loan for loan in loans if loan["status"] in OPEN_STATUSES]
             if not loans:
-                dispatcher.utter_message(text="您目前没有未结清的借款。")
+                settled = [loan for loan in all_loans if loan["status"] == "settled"]
+                dispatcher.utter_message(text="".join(settled_text(loan) for loan in settled) + "您目前没有未结清的借款。"
+                                         if settled else "您目前没有未结清的借款。")
                 return []
             return await self.respond(dispatcher, tracker, client, loans)
         except BackendRefused as exc:
@@ -88,6 +92,12 @@ class AccountAnswer(Action, ABC):
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, client: BackendClient,
                      loan: dict) -> list:
         """Write the answer for one loan; return extra events."""
+
+
+def settled_text(loan: dict) -> str:
+    """「您的个人消费贷（尾号1234）已于2026年11月3日（周二）结清，无需再还款。」"""
+    when = f"已于{day(loan['settled_on'], with_year=True)}结清" if loan.get("settled_on") else "已结清"
+    return f"您的{loan_name(loan)}{when}，无需再还款。"
 
 
 def balance_text(loan: dict) -> str:
@@ -159,7 +169,7 @@ class ActionAnswerLoanStatus(AccountAnswer):
         lines = []
         for loan in loans:
             if loan["status"] == "settled":
-                lines.append(f"{loan_name(loan)}：已结清。")
+                lines.append(settled_text(loan))
             elif loan["days_past_due"] > 0:
                 lines.append(f"{loan_name(loan)}：已逾期 {loan['days_past_due']} 天，逾期应还 {yuan(loan['overdue_amount'])}。")
             elif loan["status"] == "restructured":
@@ -206,10 +216,27 @@ class ActionCheckPaymentMade(AccountAnswer):
             start = max(named, as_of - timedelta(days=rules["max_days_back"]))
         return start
 
+    @staticmethod
+    def period_start(text: str, today: date) -> str | None:
+        """「上个月」「上周」 name no day, only a period: the check looks back to its first day.
+        (The entity extractor's dates are days; these periods only mean something here.)"""
+        if any(w in text for w in ("上个月", "上月")):
+            return (today.replace(day=1) - timedelta(days=1)).replace(day=1).isoformat()
+        if any(w in text for w in ("上周", "上星期", "上礼拜", "上个星期", "上个礼拜")):
+            return (today - timedelta(days=today.weekday() + 7)).isoformat()
+        if any(w in text for w in ("这个月", "本月", "月初")):
+            return today.replace(day=1).isoformat()
+        return None
+
     async def answer(self, dispatcher, tracker, client, loan) -> list:
+        if loan["status"] == "settled":
+            dispatcher.utter_message(text=settled_text(loan) + kb("settled_still_contacted"))
+            return []
         payments = await client.payments(loan["id"])
         as_of = date.fromisoformat(loan["as_of"])
         named = latest_entity(tracker, "date")
+        if named is None or named > as_of.isoformat():
+            named = self.period_start(normalize(tracker.latest_message.get("text") or ""), as_of) or (named if named and named <= as_of.isoformat() else None)
         start = self.window_start(as_of, date.fromisoformat(named) if named else None)
         recent = [p for p in payments if p["paid_on"] >= start.isoformat()]
         if named and named <= as_of.isoformat():

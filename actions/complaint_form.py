@@ -15,14 +15,20 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.nlu.normalize import normalize
+
 from .account import BUSY
 from .answer_context import OFFER_HUMAN, ask
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from .complaint_draft import save_complaint_draft
 from .formatting import day
 from .identity import split_sender, verified_customer_id
 from .knowledge import business_rules, kb
 from .plan_request import answer_plan_status, plan_reference
-from .workflows import HUMAN_BUTTONS, WorkflowForm, entity, has_any, message_text
+from .workflows import (
+    ASIDE_ANSWERS, HUMAN_BUTTONS, QUESTION, WorkflowForm, entity, has_any, latest_intent, message_text, offer_pending,
+    words,
+)
 
 COMPLAINT_SLOTS = ("complaint_category", "complaint_description", "complaint_outcome", "complaint_contact")
 CATEGORIES = {"催收方式": "collection", "费用争议": "fees", "服务态度": "service", "信息错误": "wrong_info",
@@ -34,8 +40,31 @@ _DIGITS = re.compile(r"\d{7,}")
 
 
 def category_of(text: str, tracker: Tracker) -> str | None:
+    """The category the borrower chose or named (button, 「隱私」, 「催收方式」), else the first one their
+    words describe (「你们天天打电话给我家人」 -> collection)."""
     value = entity(tracker, "complaint_category") or next((c for c in CATEGORIES if c in text), None)
-    return CATEGORIES.get(value, value if value in CATEGORIES.values() else None)
+    chosen = CATEGORIES.get(value, value if value in CATEGORIES.values() else None)
+    return chosen or next(iter(categories_in(text)), None)
+
+
+def categories_in(text: str) -> list[str]:
+    """Every category the words describe, in config order (form_words.yml complaint_categories)."""
+    found = [code for code, keys in words("complaint_categories").items() if any(k in text for k in keys)]
+    if "privacy" not in found and has_any(text, "third_parties") and has_any(text, "contact_verbs"):
+        found.append("privacy")
+    return found
+
+
+def demand_in(text: str) -> str | None:
+    """The clauses of a story that say what the borrower wants (「别再打给我家人了」)."""
+    clauses = [c for c in re.split(r"[，,。.!！?？;；\n]+", text) if c.strip()]
+    wanted = [c.strip() for c in clauses if has_any(c, "complaint_demands")]
+    return "，".join(wanted)[:1000] if wanted else None
+
+
+def asks_third_party_stop(text: str) -> bool:
+    """「别再打给我家人」: stop contacting someone other than the borrower."""
+    return bool(demand_in(text)) and has_any(text, "third_parties")
 
 
 def telling(text: str) -> bool:
@@ -55,9 +84,13 @@ class ActionComplaintStart(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         text = message_text(tracker)
         dispatcher.utter_message(text=kb("complaint_start"))
+        told = telling(text)
+        # A story told first fills what it says; the form asks only for the rest.
         prefill = {"complaint_category": category_of(text, tracker),
-                   "complaint_description": raw_text(tracker)[:4000] if telling(text) else None}
-        return [SlotSet(s, None) for s in COMPLAINT_SLOTS] + [SlotSet("form_reasks", 0)] + [
+                   "complaint_description": raw_text(tracker)[:4000] if told else None,
+                   "complaint_outcome": demand_in(text) if told else None}
+        return [SlotSet(s, None) for s in COMPLAINT_SLOTS] + [SlotSet("form_reasks", 0),
+                                                               SlotSet("complaint_other_categories", None)] + [
             SlotSet(k, v) for k, v in prefill.items() if v] + [SlotSet("workflow_next", "complaint_form")]
 
 
@@ -66,24 +99,57 @@ class ValidateComplaintForm(WorkflowForm):
     label = "投诉登记"
     slots = COMPLAINT_SLOTS
 
+    own_intent = "complaint"
+
     def name(self) -> str:
         return "validate_complaint_form"
+
+    def reads_as_answer(self, slot: str, tracker: Tracker) -> bool:
+        """A complaint is told in the borrower's words: everything is an answer except a short
+        question about the account (「我还欠多少？」), which is answered, then the form asks again.
+        「别再打给我家人」 is what they want, never an unsubscribe."""
+        text = message_text(tracker)
+        if slot == "complaint_category" and (category_of(text, tracker) or telling(text)):
+            return True
+        if slot == "complaint_contact" and (entity(tracker, "phone") or has_any(text, "contact_here")
+                                            or has_any(text, "contact_registered")):
+            return True
+        if slot in ("complaint_description", "complaint_outcome"):
+            intent = latest_intent(tracker)
+            question = intent in ASIDE_ANSWERS or intent in ("query_complaint_status", "report_payment_made")
+            return not (question and QUESTION.search(text) and len(text) <= 15) and intent not in ("greet", "thank")
+        return super().reads_as_answer(slot, tracker)
+
+    async def on_leave(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+        ticket = await save_complaint_draft(tracker)
+        if ticket is None:
+            return False
+        dispatcher.utter_message(text=kb("complaint_draft_kept", reference=ticket["reference"]))
+        return True
 
     async def validate_complaint_category(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         text = message_text(tracker) or str(value or "")
         category = value if value in CATEGORIES.values() else category_of(text, tracker)
         if category:
-            return self.valid(complaint_category=category)
+            others = [c for c in categories_in(text) if c != category]
+            return self.valid(complaint_category=category, **({"complaint_other_categories": others} if others else {}))
         if telling(text) and not tracker.get_slot("complaint_description"):
             # They told the story instead of picking a category: keep it, file it under 其他.
-            return self.valid(complaint_category="other", complaint_description=raw_text(tracker)[:4000])
+            return self.valid(complaint_category="other", complaint_description=raw_text(tracker)[:4000],
+                              **self.demand(tracker, text))
         return self.invalid(dispatcher, tracker, "complaint_category", "请从下面的类别中选一个，拿不准就选「其他」。")
 
     async def validate_complaint_description(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         text = str(value or "").strip()
         if len(re.sub(r"[\s\W_]", "", text)) < 2:
             return self.invalid(dispatcher, tracker, "complaint_description", "请具体说说发生了什么，我们会原文记录。")
-        return self.valid(complaint_description=text[:4000])
+        return self.valid(complaint_description=text[:4000], **self.demand(tracker, message_text(tracker) or text))
+
+    @staticmethod
+    def demand(tracker: Tracker, text: str) -> dict[str, Any]:
+        """The outcome a story already states (「…别再打了」), unless it is known."""
+        wanted = None if tracker.get_slot("complaint_outcome") else demand_in(text)
+        return {"complaint_outcome": wanted} if wanted else {}
 
     async def validate_complaint_outcome(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         text = str(value or "").strip()
@@ -111,17 +177,22 @@ class ActionSubmitComplaint(Action):
         return "action_submit_complaint"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        reset = [SlotSet(s, None) for s in COMPLAINT_SLOTS] + [SlotSet("form_reasks", 0)]
+        reset = [SlotSet(s, None) for s in COMPLAINT_SLOTS] + [SlotSet("form_reasks", 0),
+                                                               SlotSet("complaint_other_categories", None)]
         if not tracker.get_slot("complaint_description") or not tracker.get_slot("complaint_contact"):
-            return reset  # cancelled, expired or handed over
+            return reset  # cancelled, expired or handed over (kept as a draft then)
         client = BackendClient()
         channel, _ = split_sender(tracker.sender_id)
         outcome = tracker.get_slot("complaint_outcome")
+        category = tracker.get_slot("complaint_category") or "other"
+        told = " ".join(normalize(str(tracker.get_slot(s) or "")) for s in ("complaint_description", "complaint_outcome"))
+        named = list(tracker.get_slot("complaint_other_categories") or []) + categories_in(told)
+        others = list(dict.fromkeys(c for c in named if c not in (category, "other")))
         try:
             ticket = await client.open_complaint({
                 "conversation": tracker.sender_id, "channel": channel,
                 "customer_id": await verified_customer_id(client, tracker),
-                "category": tracker.get_slot("complaint_category") or "other",
+                "category": category, "other_categories": others,
                 "description": tracker.get_slot("complaint_description"),
                 "desired_outcome": None if outcome in (None, "-") else outcome,
                 "contact": tracker.get_slot("complaint_contact")})
@@ -132,18 +203,20 @@ class ActionSubmitComplaint(Action):
             dispatcher.utter_message(text=BUSY + "投诉没有登记成功，请稍后再试或回复「转人工」。")
             return reset
         due = day(ticket["due_date"])
-        if ticket["outcome"] == "appended":
+        if ticket["outcome"] == "appended":  # a draft completed in place reads as filed
             text = kb("complaint_appended", reference=ticket["reference"], due=due,
                       days=business_rules()["complaints"]["link_window_days"])
         else:
             text = kb("complaint_filed", reference=ticket["reference"], category=ticket["category_label"], due=due)
         if ticket["pauses_reminders"]:
             text += kb("complaint_reminders_paused")
+        if asks_third_party_stop(told):
+            text += kb("complaint_third_party_stop")
         dispatcher.utter_message(text=text)
         if ticket["offer_human"]:
             dispatcher.utter_message(text=kb("complaint_offer_human"), buttons=HUMAN_BUTTONS)
             return reset + [ask(OFFER_HUMAN)]
-        return reset
+        return reset + offer_pending(dispatcher, tracker)
 
 
 # --------------------------------------------------------------------------- status and updates
@@ -151,7 +224,7 @@ class ActionSubmitComplaint(Action):
 def ticket_detail(ticket: dict) -> str:
     if ticket["status"] in ("resolved", "closed") and ticket.get("resolution"):
         return kb("complaint_status_resolved", resolution=ticket["resolution"])
-    if ticket["status"] in ("received", "in_progress"):
+    if ticket["status"] in ("draft", "received", "in_progress"):
         text = kb("complaint_status_open", due=day(ticket["due_date"]))
         if ticket["extended"]:
             text += f"（已延期，原因：{ticket['extension_reason']}）"

@@ -22,6 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.nlu.normalize import normalize
 
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from .complaint_draft import in_complaint, save_complaint_draft
 from .formatting import day
 from .identity import split_sender, verified_customer_id
 from .knowledge import business_rules, kb
@@ -67,6 +68,8 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
         dispatcher.utter_message(text=kb("handoff_distress"))
     client = BackendClient()
     channel, _ = split_sender(tracker.sender_id)
+    if in_complaint(tracker):  # the person takes over; what was said is kept for staff
+        await save_complaint_draft(tracker, client)
     try:
         customer_id = await verified_customer_id(client, tracker)
         case = await client.open_handoff(tracker.sender_id, channel, customer_id, reason, _summary(tracker, reason))

@@ -22,7 +22,9 @@ from .handoff import hand_over, plan_needs_person
 from .identity import split_sender
 from .knowledge import business_rules, kb
 from .loan_choice import loan_by_last4, open_loans, pick
-from .workflows import WorkflowForm, entity, has_any, latest_intent, message_text, words
+from .workflows import (
+    WorkflowForm, entity, has_any, is_short_answer, is_strong_confirm, latest_intent, message_text, offer_pending, words,
+)
 
 PLAN_SLOTS = ("form_loan", "plan_reason", "plan_reason_text", "plan_type", "plan_months", "plan_confirm")
 PLAN_TYPES = {"分期": "instalment", "延期": "deferral", "减免": "waiver"}
@@ -39,7 +41,22 @@ def plan_reference(tracker: Tracker) -> str | None:
     return ref.upper() if ref and ref.upper().startswith("RP") else None
 
 
-_SPLIT_INTO = re.compile(r"分\s*(?:[0-9]+|[一二两三四五六七八九十]+)\s*(?:期|个月)")  # 「分12期」 says 分期
+_SPLIT_INTO = re.compile(r"分\s*(?:[0-9]+|[一二两三四五六七八九十半]+)\s*(?:期|个月|年)")  # 「分12期」「分一年」 say 分期
+# 「分一年」「两年」「一年半」「半年」: months in years (cn2an reads the numbers; this only finds them).
+_YEARS = re.compile(r"([0-9]+|[一二两三四五六七八九十]+)\s*年(半)?|(半)\s*年")
+
+
+def months_in_years(text: str) -> int | None:
+    m = _YEARS.search(text)
+    if not m:
+        return None
+    if m.group(3):
+        return 6
+    try:
+        years = int(cn2an.cn2an(m.group(1), "smart"))
+    except ValueError:
+        return None
+    return years * 12 + (6 if m.group(2) else 0)
 
 
 def plan_type_of(text: str, tracker: Tracker) -> str | None:
@@ -50,7 +67,7 @@ def plan_type_of(text: str, tracker: Tracker) -> str | None:
 
 
 def months_of(text: str, tracker: Tracker) -> int | None:
-    value = entity(tracker, "months")
+    value = entity(tracker, "months") or months_in_years(text)
     if value is None:
         found = _NUMBER.findall(text)
         if len(found) != 1:
@@ -188,7 +205,7 @@ class ActionPlanStart(Action):
         prefill = {
             "form_loan": chosen["loan_no_last4"] if chosen else None,
             "plan_type": plan_type_of(text, tracker),
-            "plan_months": str(months) if (months := entity(tracker, "months")) else None,
+            "plan_months": str(months) if (months := entity(tracker, "months") or months_in_years(text)) else None,
         }
         reason = reason_of(text)
         if reason != "other":  # 「我失业了，能不能分期」 already says why
@@ -204,8 +221,26 @@ class ValidatePlanForm(WorkflowForm):
     label = "还款计划申请"
     slots = PLAN_SLOTS
 
+    own_intent = "request_repayment_plan"
+
     def name(self) -> str:
         return "validate_plan_form"
+
+    def reads_as_answer(self, slot: str, tracker: Tracker) -> bool:
+        """The plan's own words first: a type, months, 「就这样吧」 or 「改成24期」 answer whatever the
+        classifier said; a reason in the borrower's words is an answer unless it is a question."""
+        text = message_text(tracker)
+        if slot == "form_loan" and entity(tracker, "loan_ref"):
+            return True
+        if slot == "plan_reason" and (reason_of(text) != "other" or latest_intent(tracker) in ("deny", "affirm",
+                                                                                             "out_of_scope", "nlu_fallback")):
+            return True
+        if slot in ("plan_type", "plan_months", "plan_confirm") and (plan_type_of(text, tracker) or months_of(text, tracker)):
+            return True
+        if slot == "plan_confirm" and (is_strong_confirm(text) or is_short_answer(text, "confirm")
+                                       or is_short_answer(text, "change") or latest_intent(tracker) in ("affirm", "deny")):
+            return True
+        return super().reads_as_answer(slot, tracker)
 
     async def required_slots(self, domain_slots, dispatcher, tracker, domain) -> list[str]:
         if tracker.get_slot("plan_type") == "waiver":
@@ -263,7 +298,7 @@ class ValidatePlanForm(WorkflowForm):
         if plan_type is None:
             return self.invalid(dispatcher, tracker, "plan_type", "请选择一种方式：分期、延期或减免。")
         values: dict[str, Any] = {"plan_type": plan_type}
-        months = entity(tracker, "months") if value not in TYPE_LABELS else None
+        months = (entity(tracker, "months") or months_in_years(text)) if value not in TYPE_LABELS else None
         if plan_type == "waiver":
             values["plan_months"] = None
         elif months:
@@ -281,7 +316,9 @@ class ValidatePlanForm(WorkflowForm):
 
     async def validate_plan_confirm(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         text = message_text(tracker) or str(value or "")
-        new_months, new_type = entity(tracker, "months"), plan_type_of(text, tracker)
+        if is_strong_confirm(text):  # 「就这样吧」「可以，就按这个来」「帮我提交」
+            return self.valid(plan_confirm="yes")
+        new_months, new_type = entity(tracker, "months") or months_in_years(text), plan_type_of(text, tracker)
         if new_months or (new_type and new_type != tracker.get_slot("plan_type")):
             # 「改成24期」「换成延期吧」: the new terms, then the quote again.
             values: dict[str, Any] = {"plan_confirm": None}
@@ -371,7 +408,7 @@ class ActionSubmitPlan(Action):
         if req["needs_staff_review"]:
             text += kb("plan_staff_review")
         dispatcher.utter_message(text=text + kb("plan_terms", decision_due=day(req["decision_due_on"])))
-        return reset
+        return reset + offer_pending(dispatcher, tracker)
 
 
 class ActionPlanDecisionNotice(Action):

@@ -1,6 +1,7 @@
 """Promises to pay (「明天还」「发工资就还」): recorded in the backend, which the scheduler respects."""
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,7 +18,40 @@ from .backend_client import BackendClient, BackendUnavailable
 from .formatting import day, loan_name, yuan
 from .identity import split_sender
 from .loan_choice import open_loans
-from .workflows import WorkflowForm
+from .workflows import WorkflowForm, entity
+
+
+_REST = re.compile(r"剩下|剩余|其余|余下|剩的|尾款|其他的")
+_CLAUSE = re.compile(r"[，,；;。.!！]|(?=剩下|剩余|其余|余下|然后|再)")
+
+
+def instalments_promised(tracker: Tracker) -> list[tuple[str, str | None, bool]]:
+    """Several dates in the message that started the promise (「明天先还两千，剩下的下周五还」):
+    [(iso date, amount or None, is it "the rest")], one per clause that names a date, in order.
+    An amount in a clause without a date goes with the next date. Fewer than two: one promise."""
+    message = next((e for e in reversed(tracker.events) if e.get("event") == "user"
+                    and sum(1 for x in (e.get("parse_data") or {}).get("entities") or [] if x.get("entity") == "date") >= 2),
+                   None)
+    if message is None:
+        return []
+    text = (message.get("parse_data") or {}).get("text") or message.get("text") or ""
+    ents = sorted((x for x in message["parse_data"]["entities"] if x.get("entity") in ("date", "amount")),
+                  key=lambda x: x.get("start", 0))
+    bounds = [0] + [m.start() or m.end() for m in _CLAUSE.finditer(text) if m.start() > 0] + [len(text)]
+    parts: list[tuple[str, str | None, bool]] = []
+    carry: str | None = None
+    for start, end in zip(bounds, bounds[1:]):
+        inside = [x for x in ents if start <= x.get("start", -1) < end]
+        dates = [x["value"] for x in inside if x["entity"] == "date"]
+        amounts = [str(x["value"]) for x in inside if x["entity"] == "amount"]
+        amount = amounts[0] if amounts else carry
+        if not dates:
+            carry = amount
+            continue
+        carry = None
+        parts.append((str(dates[0]), amount, bool(_REST.search(text[start:end]))))
+    today = clock.today().isoformat()
+    return [p for p in parts if p[0] >= today]
 
 
 class ValidatePromiseForm(WorkflowForm):
@@ -28,8 +62,13 @@ class ValidatePromiseForm(WorkflowForm):
     label = "还款承诺登记"
     slots = ("promise_date", "promise_amount", "promise_amount_pending")
 
+    own_intent = "promise_to_pay"
+
     def name(self) -> str:
         return "validate_promise_form"
+
+    def reads_as_answer(self, slot: str, tracker: Tracker) -> bool:
+        return bool(entity(tracker, "date") or entity(tracker, "amount")) or super().reads_as_answer(slot, tracker)
 
     async def required_slots(self, domain_slots, dispatcher, tracker, domain) -> list[str]:
         # An amount the borrower named is checked too (rasa_sdk validates required slots only).
@@ -38,6 +77,8 @@ class ValidatePromiseForm(WorkflowForm):
 
     async def validate_promise_date(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                     domain: DomainDict) -> dict[str, Any]:
+        if isinstance(value, list):  # several dates (「明天先还两千，剩下的下周五还」): each is recorded
+            value = min(value)      # by action_record_promise; the earliest is checked here
         try:
             d = date.fromisoformat(str(value))
         except ValueError:
@@ -52,6 +93,8 @@ class ValidatePromiseForm(WorkflowForm):
 
     async def validate_promise_amount(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                       domain: DomainDict) -> dict[str, Any]:
+        if isinstance(value, list):  # several amounts: checked with their dates when recorded
+            value = value[0]
         try:
             amount = Decimal(str(value))
             loans = await open_loans(BackendClient(), int(tracker.get_slot("customer_id")))
@@ -81,13 +124,29 @@ class ActionRecordPromise(AccountAnswer):
 
     async def answer(self, dispatcher, tracker, client, loan) -> list:
         promised = tracker.get_slot("promise_date")
+        done = [SlotSet("promise_date", None), SlotSet("promise_amount", None), SlotSet("promise_amount_pending", None)]
         if not promised:
             return []  # the form was cancelled, expired or handed to a person: it said so already
         channel, _ = split_sender(tracker.sender_id)
+        channel = channel if channel in ("wechat", "sms", "web") else "web"
+        parts = instalments_promised(tracker)
+        if len(parts) >= 2:  # 「明天先还两千，剩下的下周五还」: each part is its own promise
+            named = sum((Decimal(a) for _, a, _ in parts if a), Decimal(0))
+            recorded = []
+            for when, amount, rest in parts:
+                if rest and amount is None:
+                    left = Decimal(str(loan["amount_due"])) - named
+                    amount = str(left) if left > 0 else None
+                    if amount is None:
+                        continue
+                promise = await client.record_promise(loan["id"], when, amount, channel)
+                recorded.append(f"{day(promise['promised_date'])}还款 {yuan(promise['amount'])}")
+            dispatcher.utter_message(text=f"好的，已为您登记：{'；'.join(recorded)}（{loan_name(loan)}）。"
+                                          "请在约定的日子确保还款账户资金充足，感谢您的配合。")
+            return done
         amount = tracker.get_slot("promise_amount")
-        promise = await client.record_promise(loan["id"], promised, amount,
-                                              channel if channel in ("wechat", "sms", "web") else "web")
+        promise = await client.record_promise(loan["id"], promised, amount, channel)
         dispatcher.utter_message(text=(
             f"好的，已为您登记：{day(promise['promised_date'])}还款 {yuan(promise['amount'])}（{loan_name(loan)}）。"
             "请在当天确保还款账户资金充足，感谢您的配合。"))
-        return [SlotSet("promise_date", None), SlotSet("promise_amount", None), SlotSet("promise_amount_pending", None)]
+        return done

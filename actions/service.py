@@ -28,24 +28,57 @@ SUGGESTIONS = {
 DEFAULT_SUGGESTIONS = ["query_balance", "query_repayment_schedule"]
 
 
+async def reminder_customer(client: BackendClient, tracker: Tracker) -> int | None:
+    """Whose reminders a message is about: the channel's active identity, else the verified borrower."""
+    caller = await resolve_caller(client, tracker.sender_id)
+    customer_id = caller.customer_id if caller.status == "active" else None
+    if customer_id is None and tracker.get_slot("verified"):
+        customer_id = tracker.get_slot("customer_id")
+    return int(customer_id) if customer_id is not None else None
+
+
 class ActionUnsubscribe(Action):
+    """Only what the borrower asked for: reminders off, confirmed in one line with the way back."""
+
     def name(self) -> str:
         return "action_unsubscribe"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         client = BackendClient()
         try:
-            caller = await resolve_caller(client, tracker.sender_id)
-            customer_id = caller.customer_id if caller.status == "active" else None
-            if customer_id is None and tracker.get_slot("verified"):
-                customer_id = tracker.get_slot("customer_id")
+            customer_id = await reminder_customer(client, tracker)
             if customer_id is not None:
-                await client.unsubscribe(int(customer_id))
+                await client.unsubscribe(customer_id)
                 dispatcher.utter_message(text=kb("unsubscribe_done"))
                 return []
         except BackendUnavailable:
             pass
         dispatcher.utter_message(text=kb("unsubscribe_unknown"))
+        return []
+
+
+class ActionResubscribe(Action):
+    """「恢复提醒」 undoes an unsubscribe; 「怎么没给我发提醒」 from a subscribed borrower is told when
+    reminders come. Never changes anything for a caller we do not know."""
+
+    def name(self) -> str:
+        return "action_resubscribe"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        client = BackendClient()
+        try:
+            customer_id = await reminder_customer(client, tracker)
+            if customer_id is None:
+                dispatcher.utter_message(text=kb("resubscribe_unknown"))
+                return []
+            customer = await client.customer(customer_id) or {}
+            if customer.get("consent_reminders") is False:
+                await client.resubscribe(customer_id)
+                dispatcher.utter_message(text=kb("resubscribe_done"))
+            else:
+                dispatcher.utter_message(text=kb("reminders_already_on"))
+        except BackendUnavailable:
+            dispatcher.utter_message(text=kb("service_busy"))
         return []
 
 

@@ -6,6 +6,7 @@ backend's payoff endpoint computes it for that date, and whether to record the i
 """
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -21,9 +22,12 @@ from .formatting import day, loan_name, yuan
 from .identity import split_sender, verified_customer_id
 from .knowledge import kb
 from .loan_choice import loan_by_last4, open_loans, pick
-from .workflows import WorkflowForm, entity, has_any, latest_intent, message_text
+from .workflows import (
+    QUESTION, WorkflowForm, entity, has_any, is_short_answer, is_strong_confirm, latest_intent, message_text, offer_pending,
+)
 
 SETTLE_SLOTS = ("form_loan", "settle_date", "settle_confirm")
+SETTLE_WORDS = re.compile(r"还清|结清|一次性|全部还|都还了|还完")
 
 
 def quote_text(loan: dict, quote: dict) -> str:
@@ -66,8 +70,24 @@ class ValidateSettlementForm(WorkflowForm):
     label = "提前结清"
     slots = SETTLE_SLOTS
 
+    own_intent = "request_early_repayment"
+
     def name(self) -> str:
         return "validate_settlement_form"
+
+    def reads_as_answer(self, slot: str, tracker: Tracker) -> bool:
+        """A date answers (「那下个月15号还清呢」 re-quotes, whatever the classifier said), and so do
+        the form's own yes / no words."""
+        text = message_text(tracker)
+        if slot == "form_loan" and entity(tracker, "loan_ref"):
+            return True
+        if slot in ("settle_date", "settle_confirm") and entity(tracker, "date") and (
+                latest_intent(tracker) != "promise_to_pay" or SETTLE_WORDS.search(text) or QUESTION.search(text)):
+            return True  # 「那1月15号呢」「下个月15号还清呢」; 「后天一定还」 is a promise: noted
+        if slot == "settle_confirm" and (is_strong_confirm(text) or is_short_answer(text, "confirm")
+                                         or is_short_answer(text, "change") or latest_intent(tracker) in ("affirm", "deny")):
+            return True
+        return super().reads_as_answer(slot, tracker)
 
     async def validate_form_loan(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         try:
@@ -94,6 +114,8 @@ class ValidateSettlementForm(WorkflowForm):
         if new_date:  # 「那月底呢」: quote another date
             checked = await self.validate_settle_date(new_date, dispatcher, tracker, domain)
             return {**checked, "settle_confirm": None}
+        if is_strong_confirm(text):
+            return self.valid(settle_confirm="yes")
         if latest_intent(tracker) == "deny" or has_any(text, "change") or text.startswith("不"):
             return self.valid(settle_confirm="no")
         if latest_intent(tracker) == "affirm" or has_any(text, "confirm"):
@@ -142,6 +164,7 @@ class ActionSubmitSettlement(Action):
         answer = tracker.get_slot("settle_confirm")
         if answer == "no":
             dispatcher.utter_message(text=kb("settlement_not_recorded"))
+            return reset + offer_pending(dispatcher, tracker)
         if answer != "yes":
             return reset
         client = BackendClient()
@@ -160,4 +183,4 @@ class ActionSubmitSettlement(Action):
             return reset
         dispatcher.utter_message(text=kb("settlement_recorded", settle_on=day(intent["settle_on"]),
                                          loan=loan_name(loan), total=yuan(intent["total"])))
-        return reset
+        return reset + offer_pending(dispatcher, tracker)

@@ -51,7 +51,10 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 OPT_OUT_WORDS = frozenset({"stop", "退订", "td", "t"})
-OPT_IN_WORDS = frozenset({"start", "unstop", "恢复"})
+# 「恢复提醒」 after 「退订」 must work by SMS too (issue 14): the number is opted out, so Rasa's
+# answer could not be delivered; the channel opts it back in itself.
+OPT_IN_WORDS = frozenset({"start", "unstop", "恢复", "恢复提醒", "恢复短信", "恢复短信提醒", "恢复还款提醒", "取消退订",
+                          "重新订阅"})
 OPT_OUT_REPLY = "【贷款客服】您已退订短信，我们将不再向本号码发送短信。回复START可恢复。"
 OPT_IN_REPLY = "【贷款客服】您已恢复接收短信。如需退订，请回复TD或STOP。"
 CHOOSE_BY_NUMBER = "请回复序号选择。"
@@ -235,7 +238,11 @@ class SmsInput(InputChannel):
             if word == "out":
                 return twiml() if await self._opt_out(number) else response.text("not stored", status=500)
             if word == "in":
-                return twiml() if await self._opt_in(number) else response.text("not stored", status=500)
+                if not await self._opt_in(number):
+                    return response.text("not stored", status=500)
+                if "提醒" in text:  # 「恢复提醒」 also turns reminders back on: the bot's resubscribe does it
+                    self._spawn(self._handle(on_new_message, request.app, number, text, sid))
+                return twiml()
             if identity.get("opted_out"):
                 # Nothing may be sent to the number until it opts in again: an answer would be lost.
                 log.info("sms: message from opted-out %s not answered", mask_number(number))

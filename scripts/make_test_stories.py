@@ -27,6 +27,7 @@ KNOWLEDGE = [
     ("ask_interest_fees", "action_answer_interest_fees", ["你们利息是怎么算的", "罚息是多少"]),
     ("query_complaint_status", "action_answer_complaint_status", ["我上次的投诉处理得怎么样了", "投诉有结果了吗"]),
     ("unsubscribe", "action_unsubscribe", ["退订", "以后别给我发提醒短信了"]),
+    ("resubscribe", "action_resubscribe", ["提醒还是给我开着吧", "我退订错了，想恢复还款短信"]),
     ("busy_later", "action_busy_later", ["在开会，过会再说", "我在开车，晚点聊"]),
     ("request_human", "action_handoff", ["转人工", "我要找真人客服"]),
     ("wrong_person", "action_wrong_person", ["你打错了，我不是他", "我不认识这个人"]),
@@ -149,10 +150,10 @@ def workflow_stories() -> list[dict]:
             *plan, {"intent": "request_repayment_plan"}, *asks("plan_form", "plan_confirm"),
             {"intent": "affirm"}, *finished("plan_form", "action_submit_plan")]},
         {"story": "plan request: an interest question in the middle, then back to the form", "steps": [
-            *plan, user("利息是怎么算的", "ask_interest_fees"), {"action": "action_answer_interest_fees"},
+            *plan, user("利息是怎么算的", "ask_interest_fees"),
             *asks("plan_form", "plan_reason"), {"intent": "request_repayment_plan"}, *asks("plan_form", "plan_confirm")]},
         {"story": "plan request: a balance question in the middle", "steps": [
-            *plan, user("我现在一共还欠多少", "query_balance"), {"action": "action_answer_balance"},
+            *plan, user("我现在一共还欠多少", "query_balance"),
             *asks("plan_form", "plan_reason")]},
         {"story": "plan request: 算了 cancels", "steps": [
             *plan, {"intent": "deny"}, *finished("plan_form", "action_submit_plan")]},
@@ -172,15 +173,20 @@ def workflow_stories() -> list[dict]:
         {"story": "early settlement: quote, then record the intent", "steps": [
             *settle, {"intent": "affirm"}, *finished("settlement_form", "action_submit_settlement")]},
         {"story": "early settlement: a schedule question before deciding", "steps": [
-            *settle, user("每个月几号扣款", "query_repayment_schedule"), {"action": "action_answer_schedule"},
+            *settle, user("每个月几号扣款", "query_repayment_schedule"),
             *asks("settlement_form", "settle_confirm"), {"intent": "deny"},
             *finished("settlement_form", "action_submit_settlement")]},
-        {"story": "early settlement: a promise to pay instead ends the quote", "steps": [
-            *settle, user("[后天](date)一定还", "promise_to_pay"), {"action": "action_deactivate_loop"},
-            {"active_loop": None}, {"action": "promise_form"}, {"active_loop": "promise_form"}]},
-        {"story": "plan request: a complaint instead ends it and opens the complaint", "steps": [
-            *plan, {"slot_was_set": [{"requested_slot": "plan_type"}]}, user("我要投诉你们的催收", "complaint"),
-            {"action": "action_deactivate_loop"}, {"active_loop": None}, *opens("action_complaint_start", "complaint_form")]},
+        {"story": "early settlement: a date read as a promise re-quotes inside the form", "steps": [
+            *settle, {"intent": "promise_to_pay"}, *asks("settlement_form", "settle_confirm")]},
+        {"story": "plan request: a complaint in the middle is noted, the form goes on", "steps": [
+            *plan, {"slot_was_set": [{"requested_slot": "plan_type"}]}, {"intent": "complaint"},
+            *asks("plan_form", "plan_type")]},
+        {"story": "plan request: 就这样吧 confirms, it is not goodbye", "steps": [
+            *plan, {"slot_was_set": [{"requested_slot": "plan_confirm"}]}, {"intent": "goodbye"},
+            *finished("plan_form", "action_submit_plan")]},
+        {"story": "complaint: stop calling my family is the outcome, not an unsubscribe", "steps": [
+            *complaint, {"intent": "complaint"}, *asks("complaint_form", "complaint_outcome"),
+            {"intent": "unsubscribe"}, *asks("complaint_form", "complaint_contact")]},
         {"story": "complaint: description, outcome, contact, filed, then a person", "steps": [
             *complaint, {"intent": "complaint"}, *asks("complaint_form", "complaint_outcome"),
             {"intent": "deny"}, *asks("complaint_form", "complaint_contact"), {"intent": "affirm"},

@@ -135,6 +135,7 @@ def test_schedule_status_history_and_payoff_match_the_backend(stack):
     quote = stack.backend(f"/loans/{loan['id']}/payoff").json()
     payoff = stack.texts(sender, "我想提前结清")
     assert f"需还款 {yuan(quote['total'])}" in payoff
+    assert "好的" in stack.texts(sender, "不用了")  # the quote's question answered: the form is done
 
 
 def test_payoff_for_a_named_date_equals_the_backend_quote(stack):
@@ -143,6 +144,7 @@ def test_payoff_for_a_named_date_equals_the_backend_quote(stack):
     quote = stack.backend(f"/loans/{loan['id']}/payoff", params={"date": tomorrow}).json()
     reply = stack.texts(f"web:{cid}", "明天一次性提前还清要多少")
     assert cn_day(tomorrow) in reply and yuan(quote["total"]) in reply
+    stack.texts(f"web:{cid}", "不用登记")  # the quote's question answered: the form is done
 
 
 def test_several_loans_ask_which_one(stack):

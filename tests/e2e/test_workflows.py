@@ -291,17 +291,36 @@ def test_anonymous_complaint_contact_is_re_asked_and_cancel_works(stack):
         assert conn.execute("SELECT COUNT(*) FROM complaint_tickets WHERE conversation = ?", (other,)).fetchone()[0] == 0
 
 
-def test_another_request_ends_the_form_and_is_handled(stack):
-    """A payoff quote waits for 「登记」; 「后天一定还」 instead records the promise, nothing else."""
+def test_another_request_inside_a_form_is_noted_and_offered_after_it(stack):
+    """A payoff quote waits for 「登记」; 「后天一定还」 is another request: noted, the quote asked
+    again, offered once the settlement is answered; nothing recorded unasked."""
     cid, loan = fresh_borrower(stack)
     sender = f"web:{cid}"
     assert "需要为您登记这次提前结清的意向吗" in stack.texts(sender, "我想今天提前结清")
     reply = stack.texts(sender, "后天一定还")
+    assert "登记还款承诺我记下了" in reply and "需要为您登记这次提前结清的意向吗" in reply
+    assert stack.backend(f"/customers/{cid}/promises").json() == []
+    assert active_loop(stack, sender) == "settlement_form"
+    after = stack.texts(sender, "不用了")
+    assert "您刚才提到要登记还款承诺" in after and active_loop(stack, sender) is None
+    assert stack.backend(f"/customers/{cid}/settlement-intents").json() == []
+    reply = stack.texts(sender, "后天一定还")
     promised = (today() + timedelta(days=2)).isoformat()
     (promise,) = stack.backend(f"/customers/{cid}/promises").json()
     assert promise["promised_date"] == promised and f"已为您登记：{cn_day(promised)}还款" in reply
-    assert stack.backend(f"/customers/{cid}/settlement-intents").json() == []
-    assert active_loop(stack, sender) is None
+
+
+def test_a_date_after_a_settlement_quote_re_quotes(stack):
+    """「那下个月15号还清呢」 (read as a promise by the classifier) is a new date for the quote."""
+    cid, loan = fresh_borrower(stack)
+    sender = f"web:{cid}"
+    stack.texts(sender, "我想今天提前结清")
+    reply = stack.texts(sender, "那下个月15号还清呢")
+    t = today()
+    day15 = date(t.year + (t.month == 12), t.month % 12 + 1, 15).isoformat()
+    payoff = stack.backend(f"/loans/{loan['id']}/payoff", params={"date": day15}).json()
+    assert f"如在{cn_day(day15)}提前结清" in reply and yuan(payoff["total"]) in reply
+    assert "承诺还款日期" not in reply and active_loop(stack, sender) == "settlement_form"
 
 
 def test_a_promise_over_the_balance_is_re_asked(stack):
