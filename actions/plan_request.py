@@ -15,6 +15,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.nlu.normalize import normalize
+
 from .account import BUSY, verified_or_told
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
@@ -41,7 +43,9 @@ def plan_reference(tracker: Tracker) -> str | None:
     return ref.upper() if ref and ref.upper().startswith("RP") else None
 
 
-_SPLIT_INTO = re.compile(r"分\s*(?:[0-9]+|[一二两三四五六七八九十半]+)\s*(?:期|个月|年)")  # 「分12期」「分一年」 say 分期
+# 「分12期」「分成24期」「分一年」 say 分期.
+_SPLIT_INTO = re.compile(r"分\s*(?:成|为|个)?\s*(?:[0-9]+|[一二两三四五六七八九十半]+)\s*(?:期|个月|年)")
+_NEGATED = re.compile(r"(不要|不想|不用|不做|别|不)\s*$")
 # 「分一年」「两年」「一年半」「半年」: months in years (cn2an reads the numbers; this only finds them).
 _YEARS = re.compile(r"([0-9]+|[一二两三四五六七八九十]+)\s*年(半)?|(半)\s*年")
 
@@ -60,10 +64,35 @@ def months_in_years(text: str) -> int | None:
 
 
 def plan_type_of(text: str, tracker: Tracker) -> str | None:
-    value = entity(tracker, "plan_type") or next((w for w in PLAN_TYPES if w in text), None)
-    if value is None and _SPLIT_INTO.search(text):
-        return "instalment"
+    """The plan type the message asks for: the last one named and not refused (「不要分期了，换成延期
+    3期吧」 is a deferral), from the entity (「停息挂账」 = 分期) or the type's own word."""
+    named = [(e.get("start") or 0, normalize(str(e.get("value")))) for e in tracker.latest_message.get("entities") or []
+             if e.get("entity") == "plan_type"]
+    named += [(m.start(), word) for word in PLAN_TYPES for m in re.finditer(word, text)]
+    named += [(m.start(), "分期") for m in _SPLIT_INTO.finditer(text)]
+    wanted = [value for start, value in sorted(named) if not _NEGATED.search(text[max(0, start - 3):start])]
+    value = wanted[-1] if wanted else None
     return PLAN_TYPES.get(value, value if value in TYPE_LABELS else None)
+
+
+_SPLIT_COUNT = re.compile(r"分\s*(?:成|为|个)?\s*([0-9]+|[一二两三四五六七八九十]+)\s*(期|个月|年)")
+
+
+def months_said(text: str, tracker: Tracker) -> int | None:
+    """Months the message states as such (「24期」「分一年」), not any number in it; the number after
+    分 first (「三个月工资没发，能不能分两年」 is 24, not 3)."""
+    split = _SPLIT_COUNT.search(text)
+    if split:
+        try:
+            n = int(cn2an.cn2an(split.group(1), "smart"))
+            return n * 12 if split.group(2) == "年" else n
+        except ValueError:
+            pass
+    value = entity(tracker, "months") or months_in_years(text)
+    try:
+        return int(float(value)) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def months_of(text: str, tracker: Tracker) -> int | None:
@@ -205,7 +234,7 @@ class ActionPlanStart(Action):
         prefill = {
             "form_loan": chosen["loan_no_last4"] if chosen else None,
             "plan_type": plan_type_of(text, tracker),
-            "plan_months": str(months) if (months := entity(tracker, "months") or months_in_years(text)) else None,
+            "plan_months": str(months) if (months := months_said(text, tracker)) else None,
         }
         reason = reason_of(text)
         if reason != "other":  # 「我失业了，能不能分期」 already says why
@@ -235,9 +264,11 @@ class ValidatePlanForm(WorkflowForm):
         if slot == "plan_reason" and (reason_of(text) != "other" or latest_intent(tracker) in ("deny", "affirm",
                                                                                              "out_of_scope", "nlu_fallback")):
             return True
-        if slot in ("plan_type", "plan_months", "plan_confirm") and (plan_type_of(text, tracker) or months_of(text, tracker)):
+        if slot in ("plan_type", "plan_months", "plan_confirm") and (plan_type_of(text, tracker) or months_said(text, tracker)):
             return True
-        if slot == "plan_confirm" and (is_strong_confirm(text) or is_short_answer(text, "confirm")
+        if slot == "plan_months" and len(text) <= 8 and months_of(text, tracker):
+            return True  # 「12」「十二」 answer the question just asked
+        if slot == "plan_confirm" and (has_any(text, "decline") or is_strong_confirm(text) or is_short_answer(text, "confirm")
                                        or is_short_answer(text, "change") or latest_intent(tracker) in ("affirm", "deny")):
             return True
         return super().reads_as_answer(slot, tracker)
@@ -290,6 +321,12 @@ class ValidatePlanForm(WorkflowForm):
         category = reason_of(text)
         if category == "other" and await self.answered_aside(dispatcher, tracker, domain):
             return {"plan_reason": None}
+        plan_type = plan_type_of(text, tracker)
+        if category == "other" and plan_type:
+            # 「延2期」 answers what comes next, not why: keep it, ask the reason again.
+            months = months_said(text, tracker)
+            return {"plan_reason": None, "plan_type": plan_type,
+                    **({"plan_months": str(months)} if months and plan_type != "waiver" else {})}
         return self.valid(plan_reason=category, plan_reason_text=None if text in REASON_LABELS else text[:1000])
 
     async def validate_plan_type(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
@@ -298,7 +335,7 @@ class ValidatePlanForm(WorkflowForm):
         if plan_type is None:
             return self.invalid(dispatcher, tracker, "plan_type", "请选择一种方式：分期、延期或减免。")
         values: dict[str, Any] = {"plan_type": plan_type}
-        months = (entity(tracker, "months") or months_in_years(text)) if value not in TYPE_LABELS else None
+        months = months_said(text, tracker) if value not in TYPE_LABELS else None
         if plan_type == "waiver":
             values["plan_months"] = None
         elif months:
@@ -316,9 +353,11 @@ class ValidatePlanForm(WorkflowForm):
 
     async def validate_plan_confirm(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         text = message_text(tracker) or str(value or "")
+        if has_any(text, "decline"):  # 「先不提交，我再想想」: nothing filed, said so
+            return self.valid(plan_confirm="no")
         if is_strong_confirm(text):  # 「就这样吧」「可以，就按这个来」「帮我提交」
             return self.valid(plan_confirm="yes")
-        new_months, new_type = entity(tracker, "months") or months_in_years(text), plan_type_of(text, tracker)
+        new_months, new_type = months_said(text, tracker), plan_type_of(text, tracker)
         if new_months or (new_type and new_type != tracker.get_slot("plan_type")):
             # 「改成24期」「换成延期吧」: the new terms, then the quote again.
             values: dict[str, Any] = {"plan_confirm": None}
@@ -328,10 +367,10 @@ class ValidatePlanForm(WorkflowForm):
             elif new_months:
                 values["plan_months"] = str(new_months)
             return await self._check(dispatcher, tracker, "plan_confirm", values)
-        if has_any(text, "change") or latest_intent(tracker) == "deny":
+        if is_short_answer(text, "change") or latest_intent(tracker) == "deny":
             dispatcher.utter_message(text="好的，我们重新选择方案。")
             return self.valid(plan_confirm=None, plan_type=None, plan_months=None)
-        if has_any(text, "confirm") or latest_intent(tracker) == "affirm":
+        if not text or is_short_answer(text, "confirm") or latest_intent(tracker) == "affirm":
             return self.valid(plan_confirm="yes")
         return self.invalid(dispatcher, tracker, "plan_confirm", "请回复「确认」提交申请，或「修改」调整方案，或「算了」取消。")
 
@@ -384,6 +423,9 @@ class ActionSubmitPlan(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         reset = [SlotSet(s, None) for s in PLAN_SLOTS] + [SlotSet("form_reasks", 0)]
+        if tracker.get_slot("plan_confirm") == "no":
+            dispatcher.utter_message(text=kb("plan_not_submitted"))
+            return reset + offer_pending(dispatcher, tracker)
         if tracker.get_slot("plan_confirm") != "yes":
             return reset  # cancelled, expired or handed over: the form said so already
         client = BackendClient()

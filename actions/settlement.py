@@ -84,7 +84,7 @@ class ValidateSettlementForm(WorkflowForm):
         if slot in ("settle_date", "settle_confirm") and entity(tracker, "date") and (
                 latest_intent(tracker) != "promise_to_pay" or SETTLE_WORDS.search(text) or QUESTION.search(text)):
             return True  # 「那1月15号呢」「下个月15号还清呢」; 「后天一定还」 is a promise: noted
-        if slot == "settle_confirm" and (is_strong_confirm(text) or is_short_answer(text, "confirm")
+        if slot == "settle_confirm" and ("登记" in text or has_any(text, "decline") or is_strong_confirm(text) or is_short_answer(text, "confirm")
                                          or is_short_answer(text, "change") or latest_intent(tracker) in ("affirm", "deny")):
             return True
         return super().reads_as_answer(slot, tracker)
@@ -111,9 +111,11 @@ class ValidateSettlementForm(WorkflowForm):
     async def validate_settle_confirm(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         text = message_text(tracker) or str(value or "")
         new_date = entity(tracker, "date")
-        if new_date:  # 「那月底呢」: quote another date
+        if new_date and new_date != tracker.get_slot("settle_date"):  # 「那月底呢」: quote another date
             checked = await self.validate_settle_date(new_date, dispatcher, tracker, domain)
             return {**checked, "settle_confirm": None}
+        if has_any(text, "decline"):  # 「先不用登记，我再考虑考虑」
+            return self.valid(settle_confirm="no")
         if is_strong_confirm(text):
             return self.valid(settle_confirm="yes")
         if latest_intent(tracker) == "deny" or has_any(text, "change") or text.startswith("不"):

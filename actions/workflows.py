@@ -44,6 +44,7 @@ ASIDE_ANSWERS = {
     "ask_overdue_consequences": ActionAnswerOverdueConsequences,
 }
 QUESTION = re.compile(r"[?？吗呢]|多少|怎么|什么|几号|哪|如何|是否|会不会")
+_ASKING = re.compile(r"问|查|看看|多少|怎么")
 # Requests that are processes of their own: noted inside another form, offered when it is done.
 PROCESS_INTENTS = ("complaint", "request_repayment_plan", "request_early_repayment", "promise_to_pay",
                    "unsubscribe", "resubscribe")
@@ -75,9 +76,12 @@ def latest_intent(tracker: Tracker) -> str:
 
 
 def entity(tracker: Tracker, name: str) -> str | None:
+    """The first ``name`` entity of the latest message; a text value in simplified characters
+    (「隱私」 from a synonym learnt on traditional training text reads as 「隐私」)."""
     for ent in tracker.latest_message.get("entities") or []:
         if ent.get("entity") == name:
-            return ent.get("value")
+            value = ent.get("value")
+            return normalize(value) if isinstance(value, str) else value
     return None
 
 
@@ -110,7 +114,7 @@ def is_short_answer(text: str, key: str) -> bool:
     """A short message made of the form's own words (「好的」「可以」「不行」), not a sentence that
     merely contains one (「可以问下利息吗」)."""
     bare = _PUNCT.sub("", text)
-    return has_any(bare, key) and len(bare) <= 6 and not QUESTION.search(text)
+    return has_any(bare, key) and len(bare) <= 8 and not QUESTION.search(text) and not _ASKING.search(text)
 
 
 def _ts(event: dict) -> float | None:

@@ -46,6 +46,8 @@ RE_DATE = re.compile(
         r"大后天|后天|明天|今天|明儿|今儿|大前天|前天|昨天|昨儿",
         rf"(?:[上下]{{1,2}}个?|这个?|本)?(?:周|星期|礼拜)[{WEEKDAY}](?!气)",  # not 「这周天气」
         r"(?:下个?|这个?|本)?周末",
+        # 「三天后」「过两天」「10天以后」: counted from today.
+        r"(?:过)?(?:\d{1,2}|[一二两三四五六七八九十]{1,3})天(?:以后|之后|后)|过(?:两|三|几)天",
     ])
 )
 RE_MONTHS = re.compile(rf"({NUM})(个月|期)")
@@ -118,6 +120,14 @@ def date_value(expr: str, now: datetime) -> date | None:
         if "月初" in expr and offset == 0 and today.day > 5:
             y, m = _next_month(today, 1)
         return date(y, m, 1) if offset or "月初" in expr else None
+    after = re.fullmatch(r"过?(\d{1,2}|[一二两三四五六七八九十]{1,3})天(?:以后|之后|后)?", expr)
+    if after:  # 「三天后」「过两天」
+        try:
+            return today + timedelta(days=int(cn2an.cn2an(after.group(1), "smart")))
+        except ValueError:
+            return None
+    if expr == "过几天":
+        return None  # not a day: the form asks which one
     if expr in ("明儿", "明早", "明晚"):
         return today + timedelta(days=1)
     if expr == "昨儿":

@@ -148,3 +148,35 @@ def test_one_date_is_one_promise():
     text = "明天还两千"
     parse = {"text": text, "entities": [{"entity": "date", "value": date.today().isoformat(), "start": 0, "end": 2}]}
     assert instalments_promised(tracker(text, events=[{"event": "user", "text": text, "parse_data": parse}])) == []
+
+
+# --------------------------------------------------------------------------- found by the conversation suite
+
+def test_the_last_plan_type_named_and_not_refused_wins():
+    text = "不要分期了，换成延期3期吧"
+    t = tracker(text, entities=[{"entity": "plan_type", "value": "分期", "start": 2, "end": 4},
+                                {"entity": "plan_type", "value": "延期", "start": 8, "end": 10}])
+    assert plan_type_of(text, t) == "deferral"
+    assert plan_type_of("剩下的欠款能不能帮我分成24期慢慢还", tracker("x")) == "instalment"
+    assert plan_type_of("能不能減免", tracker("x", entities=[{"entity": "plan_type", "value": "減免"}])) == "waiver"
+
+
+def test_a_question_at_the_quote_is_not_a_confirmation():
+    """「对了我现在一共还欠你们多少钱啊」 once filed the plan: 「对」 and the 「一」 of 「一共」."""
+    form = ValidatePlanForm()
+    t = tracker("对了我现在一共还欠你们多少钱啊", "query_balance", slots={"requested_slot": "plan_confirm"}, loop="plan_form")
+    assert not form.reads_as_answer("plan_confirm", t)
+    events, messages = run_form(ValidatePlanForm(), tracker("在吗", "greet", slots={"requested_slot": "plan_confirm"},
+                                                            loop="plan_form"))
+    assert all(e.get("name") != "plan_confirm" or e.get("value") is None for e in events)
+
+
+def test_registering_the_quoted_day_confirms_the_settlement():
+    form = ValidateSettlementForm()
+    today = clock.today().isoformat()
+    assert form.reads_as_answer("settle_confirm", tracker("好的，那就登记今天", "promise_to_pay",
+                                                          [{"entity": "date", "value": today}]))
+
+
+def test_third_party_contact_words_make_a_privacy_complaint():
+    assert "privacy" in categories_in("催收加了我同事微信，到处说我欠钱不还")

@@ -14,7 +14,7 @@ CONTRACT = {
     "query_repayment_schedule", "query_loan_status", "query_payment_history", "ask_repayment_method",
     "ask_interest_fees", "request_early_repayment", "report_payment_made", "promise_to_pay",
     "request_repayment_plan", "ask_overdue_consequences", "complaint", "query_complaint_status",
-    "unsubscribe", "wrong_person", "busy_later", "provide_identity", "out_of_scope",
+    "unsubscribe", "resubscribe", "wrong_person", "busy_later", "provide_identity", "out_of_scope",
 }
 
 
@@ -26,3 +26,21 @@ def test_check_nlu_finds_no_problem():
     listed = {line.split()[0] for line in proc.stdout.splitlines()
               if line and not line.startswith(("entities:", "PROBLEM"))}
     assert listed == CONTRACT
+
+
+def test_entity_annotations_carry_simplified_values():
+    """An annotation on traditional text ([隱私](complaint_category)) would teach EntitySynonymMapper
+    to turn the extractor's 「隐私」 into 「隱私」, which no form accepts: values must be simplified."""
+    import json
+    import re
+
+    from bot.nlu.normalize import normalize
+
+    pattern = re.compile(r"\[([^\]]+)\](?:\((\w+)\)|\{([^}]+)\})")
+    bad = []
+    for path in (ROOT / "data").rglob("*.yml"):
+        for m in pattern.finditer(path.read_text(encoding="utf-8")):
+            value = json.loads("{" + m.group(3) + "}").get("value", m.group(1)) if m.group(3) else m.group(1)
+            if isinstance(value, str) and normalize(value) != value:
+                bad.append(f"{path.name}: {m.group(0)}")
+    assert not bad, bad
