@@ -180,3 +180,41 @@ def test_registering_the_quoted_day_confirms_the_settlement():
 
 def test_third_party_contact_words_make_a_privacy_complaint():
     assert "privacy" in categories_in("催收加了我同事微信，到处说我欠钱不还")
+
+
+# --------------------------------------------------------------------------- every button round-trips
+
+def _buttons(response: str) -> list[str]:
+    import yaml
+    from pathlib import Path
+
+    domain = yaml.safe_load((Path(__file__).resolve().parents[2] / "domain.yml").read_text(encoding="utf-8"))
+    return [b["payload"] for b in domain["responses"][response][0]["buttons"]]
+
+
+def _traditional(text: str) -> str:
+    from opencc import OpenCC
+
+    return OpenCC("s2t").convert(text)
+
+
+@pytest.mark.parametrize("payload", _buttons("utter_ask_complaint_category"))
+def test_every_complaint_category_button_round_trips(payload):
+    from bot.nlu.entities import extract
+    from bot.nlu.normalize import normalize
+
+    for typed in (payload, _traditional(payload)):
+        text = normalize(typed)
+        ents = [{"entity": e.entity, "value": e.value} for e in extract(text)]
+        assert category_of(text, tracker(typed, entities=ents)) is not None, typed
+
+
+@pytest.mark.parametrize("payload", _buttons("utter_ask_plan_type"))
+def test_every_plan_type_button_round_trips(payload):
+    from bot.nlu.entities import extract
+    from bot.nlu.normalize import normalize
+
+    for typed in (payload, _traditional(payload)):
+        text = normalize(typed)
+        ents = [{"entity": e.entity, "value": e.value} for e in extract(text)]
+        assert plan_type_of(text, tracker(typed, entities=ents)) in ("instalment", "deferral", "waiver"), typed

@@ -39,13 +39,16 @@ _used: set[int] = set()
 
 
 def fresh_borrower(stack, extra: str = "") -> tuple[int, dict]:
-    """A low-risk, non-VIP customer with exactly one active loan and no plan request, not used by another
+    """A low-risk, non-VIP customer with exactly one active loan, no plan request, complaint or promise, not used by another
     test here (highest ids first: other modules take the lowest). "web:<id>" is a signed-in web
     session: verified without the SMS code."""
     with stack.db() as conn:
         rows = conn.execute(
             "SELECT c.id FROM customers c JOIN loans l ON l.customer_id = c.id "
             "WHERE c.risk_tier = 'low' AND c.value_tier != 'vip' AND c.id NOT IN (SELECT customer_id FROM plan_requests) "
+            # Untouched by other modules (the conversation suite files complaints and promises too).
+            "AND c.id NOT IN (SELECT customer_id FROM complaint_tickets WHERE customer_id IS NOT NULL) "
+            "AND c.id NOT IN (SELECT customer_id FROM promises_to_pay) "
             f"GROUP BY c.id HAVING COUNT(*) = 1 AND MAX(l.status) = 'active' {extra} ORDER BY c.id DESC").fetchall()
     cid = next(r[0] for r in rows if r[0] not in _used)
     _used.add(cid)
