@@ -14,7 +14,7 @@ from bot.nlu.normalize import normalize
 
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
-from .identity import verified_customer_id
+from .identity import require_customer, verified_customer_id
 from .knowledge import business_rules, kb
 
 OPEN_STATUSES = {"active", "overdue", "restructured"}
@@ -161,7 +161,7 @@ class ActionAnswerLoanStatus(AccountAnswer):
 
         reference = plan_reference(tracker)
         if reference or has_any(message_text(tracker), "application"):
-            customer_id = int(tracker.get_slot("customer_id"))
+            customer_id = await require_customer(client, tracker)
             if reference or await find_request(client, customer_id, None):
                 await answer_plan_status(dispatcher, client, customer_id, reference)
                 return []

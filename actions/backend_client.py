@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -20,6 +22,24 @@ class BackendRefused(Exception):
     def __init__(self, status: int, code: str, message_zh: str) -> None:
         super().__init__(code)
         self.status, self.code, self.message_zh = status, code, message_zh
+
+
+# The shapes a sender's external id may have per channel (the same as channels/guard.py).
+SENDER_SHAPES = {
+    "wechat": re.compile(r"[A-Za-z0-9_-]{1,64}"),
+    "sms": re.compile(r"\+[1-9]\d{6,14}"),
+    "web": re.compile(r"anon-[A-Za-z0-9]{6,64}|s-[A-Za-z0-9_-]{16,64}"),
+}
+
+
+def valid_identity(channel: str, external_id: str) -> bool:
+    shape = SENDER_SHAPES.get(channel)
+    return bool(shape and isinstance(external_id, str) and shape.fullmatch(external_id))
+
+
+def seg(value: Any) -> str:
+    """One URL path segment, escaped: an id like ``../web/7`` cannot reach another resource."""
+    return quote(str(value), safe="")
 
 
 class BackendClient:
@@ -51,22 +71,29 @@ class BackendClient:
             raise BackendUnavailable(type(exc).__name__) from exc
 
     async def identity(self, channel: str, external_id: str) -> dict | None:
-        return await self._request("GET", f"/identities/{channel}/{external_id}")
+        if not valid_identity(channel, external_id):
+            return None  # not a sender any channel produces: no identity behind it
+        return await self._request("GET", f"/identities/{seg(channel)}/{seg(external_id)}")
+
+    async def verification_status(self, conversation: str) -> dict:
+        """The backend's record of this conversation's code check: {"status": "verified",
+        "customer_id": ...} | {"status": "pending", "attempts_left": n} | expired | locked | none."""
+        return await self._request("GET", "/verification/status", params={"conversation": conversation}) or {}
 
     async def customer(self, customer_id: int) -> dict | None:
-        return await self._request("GET", f"/customers/{customer_id}")
+        return await self._request("GET", f"/customers/{seg(customer_id)}")
 
     async def loans(self, customer_id: int) -> list[dict]:
-        return await self._request("GET", f"/customers/{customer_id}/loans") or []
+        return await self._request("GET", f"/customers/{seg(customer_id)}/loans") or []
 
     async def schedule(self, loan_id: int) -> list[dict]:
-        return await self._request("GET", f"/loans/{loan_id}/schedule") or []
+        return await self._request("GET", f"/loans/{seg(loan_id)}/schedule") or []
 
     async def payments(self, loan_id: int) -> list[dict]:
-        return await self._request("GET", f"/loans/{loan_id}/payments") or []
+        return await self._request("GET", f"/loans/{seg(loan_id)}/payments") or []
 
     async def payoff(self, loan_id: int, day: str | None = None) -> dict:
-        return await self._request("GET", f"/loans/{loan_id}/payoff", params={"date": day} if day else None)
+        return await self._request("GET", f"/loans/{seg(loan_id)}/payoff", params={"date": day} if day else None)
 
     async def start_verification(self, conversation: str, phone: str, id_last4: str) -> dict:
         return await self._request("POST", "/verification/start",
@@ -76,23 +103,23 @@ class BackendClient:
         return await self._request("POST", "/verification/check", json={"conversation": conversation, "code": code})
 
     async def bind(self, channel: str, external_id: str, customer_id: int) -> dict:
-        return await self._request("POST", f"/identities/{channel}/{external_id}/bind",
+        return await self._request("POST", f"/identities/{seg(channel)}/{seg(external_id)}/bind",
                                    json={"customer_id": customer_id})
 
     async def mark_wrong_person(self, channel: str, external_id: str) -> dict:
-        return await self._request("POST", f"/identities/{channel}/{external_id}/wrong-person")
+        return await self._request("POST", f"/identities/{seg(channel)}/{seg(external_id)}/wrong-person")
 
     async def unsubscribe(self, customer_id: int) -> None:
-        await self._request("POST", f"/customers/{customer_id}/unsubscribe")
+        await self._request("POST", f"/customers/{seg(customer_id)}/unsubscribe")
 
     async def resubscribe(self, customer_id: int) -> None:
-        await self._request("POST", f"/customers/{customer_id}/resubscribe")
+        await self._request("POST", f"/customers/{seg(customer_id)}/resubscribe")
 
     async def record_promise(self, loan_id: int, promised_date: str, amount: str | None, channel: str) -> dict:
         body = {"promised_date": promised_date, "channel": channel}
         if amount:
             body["amount"] = amount
-        return await self._request("POST", f"/loans/{loan_id}/promises", json=body)
+        return await self._request("POST", f"/loans/{seg(loan_id)}/promises", json=body)
 
     async def open_handoff(self, conversation: str, channel: str, customer_id: int | None, reason: str,
                            summary: str) -> dict:
@@ -101,10 +128,10 @@ class BackendClient:
             "reason": reason, "summary": summary})
 
     async def current_handoff(self, conversation: str) -> dict | None:
-        return await self._request("GET", f"/handoffs/by-conversation/{conversation}")
+        return await self._request("GET", f"/handoffs/by-conversation/{seg(conversation)}")
 
     async def rate_handoff(self, case_id: int, score: int, comment: str | None) -> dict:
-        return await self._request("POST", f"/handoffs/{case_id}/csat", json={"score": score, "comment": comment})
+        return await self._request("POST", f"/handoffs/{seg(case_id)}/csat", json={"score": score, "comment": comment})
 
     async def record_session(self, conversation: str, channel: str, customer_id: int | None) -> None:
         await self._request("POST", "/conversations/sessions",
@@ -113,35 +140,35 @@ class BackendClient:
     # ---- repayment-plan requests, early settlement, complaints (issue 6 workflows) -------------
     async def plan_quote(self, loan_id: int, plan_type: str, months: int | None) -> dict:
         params = {"plan_type": plan_type, **({"months": str(months)} if months else {})}
-        return await self._request("GET", f"/loans/{loan_id}/plan-quote", params=params)
+        return await self._request("GET", f"/loans/{seg(loan_id)}/plan-quote", params=params)
 
     async def submit_plan(self, body: dict) -> dict:
         return await self._request("POST", "/plan-requests", json=body)
 
     async def plan_request(self, reference: str) -> dict | None:
-        return await self._request("GET", f"/plan-requests/{reference}")
+        return await self._request("GET", f"/plan-requests/{seg(reference)}")
 
     async def customer_plan_requests(self, customer_id: int) -> list[dict]:
-        return await self._request("GET", f"/customers/{customer_id}/plan-requests") or []
+        return await self._request("GET", f"/customers/{seg(customer_id)}/plan-requests") or []
 
     async def withdraw_plan(self, reference: str, customer_id: int) -> dict:
-        return await self._request("POST", f"/plan-requests/{reference}/withdraw", json={"customer_id": customer_id})
+        return await self._request("POST", f"/plan-requests/{seg(reference)}/withdraw", json={"customer_id": customer_id})
 
     async def record_settlement(self, loan_id: int, body: dict) -> dict:
-        return await self._request("POST", f"/loans/{loan_id}/settlement-intents", json=body)
+        return await self._request("POST", f"/loans/{seg(loan_id)}/settlement-intents", json=body)
 
     async def open_complaint(self, body: dict) -> dict:
         return await self._request("POST", "/complaints", json=body)
 
     async def complaint(self, reference: str) -> dict | None:
-        return await self._request("GET", f"/complaints/{reference}")
+        return await self._request("GET", f"/complaints/{seg(reference)}")
 
     async def customer_complaints(self, customer_id: int) -> list[dict]:
-        return await self._request("GET", f"/customers/{customer_id}/complaints") or []
+        return await self._request("GET", f"/customers/{seg(customer_id)}/complaints") or []
 
     # ---- proactive outreach (issue 7) -----------------------------------------------------------
     async def loan(self, loan_id: int) -> dict | None:
-        return await self._request("GET", f"/loans/{loan_id}")
+        return await self._request("GET", f"/loans/{seg(loan_id)}")
 
     async def outreach_notice(self, notice_id: str) -> dict | None:
-        return await self._request("GET", f"/outreach/notices/{notice_id}")
+        return await self._request("GET", f"/outreach/notices/{seg(notice_id)}")

@@ -22,7 +22,7 @@ from .answer_context import OFFER_HUMAN, ask
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .complaint_draft import save_complaint_draft
 from .formatting import day
-from .identity import split_sender, verified_customer_id
+from .identity import owns, split_sender, verified_customer_id
 from .knowledge import business_rules, kb
 from .plan_request import answer_plan_status, plan_reference
 from .workflows import (
@@ -289,8 +289,11 @@ class ActionComplaintUpdateNotice(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         reference = entity(tracker, "reference")
+        client = BackendClient()
         try:
-            ticket = await BackendClient().complaint(reference) if reference else None
+            ticket = await client.complaint(reference) if reference else None
+            if ticket is not None and not await owns(client, tracker, ticket):
+                return []  # not this conversation's complaint: nothing is said
         except BackendUnavailable:
             return []
         if ticket is not None:

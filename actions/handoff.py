@@ -114,8 +114,12 @@ class ActionHandoffClosed(Action):
         return "action_handoff_closed"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        case_id = next((e.get("value") for e in tracker.latest_message.get("entities") or []
-                        if e.get("entity") == "case_id"), None) or tracker.get_slot("handoff_case")
+        named = next((e.get("value") for e in tracker.latest_message.get("entities") or []
+                      if e.get("entity") == "case_id"), None)
+        own = tracker.get_slot("handoff_case")
+        # The case opened in this conversation wins: a notice naming another case is not taken at
+        # its word (a rating would go to someone else's case).
+        case_id = own if own is not None else named
         dispatcher.utter_message(text=kb("handoff_closed"))
         return [SlotSet("handoff_case", case_id), SlotSet("csat_score", None), SlotSet("csat_comment", None)]
 

@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from .account import OPEN_STATUSES
 from .backend_client import BackendClient, BackendUnavailable
 from .formatting import loan_name
+from .identity import require_customer
 from .workflows import entity, message_text
 
 _LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
@@ -45,7 +46,8 @@ class ActionAskFormLoan(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         try:
-            loans = await open_loans(BackendClient(), int(tracker.get_slot("customer_id")))
+            client = BackendClient()
+            loans = await open_loans(client, await require_customer(client, tracker))
         except (BackendUnavailable, TypeError, ValueError):
             loans = []
         buttons = [{"title": loan_name(loan), "payload": f"尾号{loan['loan_no_last4']}"} for loan in loans]

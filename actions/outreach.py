@@ -18,12 +18,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from .answer_context import IDENTITY_CHECK, SLOT, ask
 from .backend_client import BackendClient, BackendUnavailable
 from .formatting import day, loan_name, masked_name, yuan
-from .identity import split_sender
+from .identity import owns, split_sender
 from .knowledge import business_rules, kb
 from .workflows import entity
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "config" / "outreach_templates"
 DUE_KINDS = ("due_in_3_days", "due_in_1_day", "due_today")
+ANONYMOUS_KINDS = ("csat_followup", "hardship_offer")  # may reach a conversation with no customer
 
 
 @lru_cache(maxsize=None)
@@ -75,7 +76,7 @@ class ActionOutreachNotice(Action):
         client = BackendClient()
         try:
             notice = await client.outreach_notice(notice_id) if notice_id else None
-            if not notice:
+            if not notice or not await notice_is_ours(client, tracker, notice):
                 return []
             text, events = await notice_text(client, notice)
         except BackendUnavailable:
@@ -85,6 +86,15 @@ class ActionOutreachNotice(Action):
         if text:
             dispatcher.utter_message(text=text)
         return events
+
+
+async def notice_is_ours(client: BackendClient, tracker: Tracker, notice: dict) -> bool:
+    """A notice about a customer is said only in a conversation of that customer (the channel
+    identity it was routed to, or this conversation's verification); one about no one (a rating
+    request for an anonymous chat) carries nothing personal."""
+    if notice.get("customer_id") is None:
+        return notice["kind"] in ANONYMOUS_KINDS
+    return await owns(client, tracker, {"customer_id": notice["customer_id"]})
 
 
 def needs_identity_check(tracker: Tracker, notice: dict) -> bool:
@@ -119,7 +129,7 @@ class ActionIdentityConfirmed(Action):
         try:
             client = BackendClient()
             notice = await client.outreach_notice(notice_id) if notice_id else None
-            if notice:
+            if notice and await notice_is_ours(client, tracker, notice):
                 text, extra = await notice_text(client, notice)
         except BackendUnavailable:
             text = None

@@ -21,7 +21,7 @@ from .account import BUSY, verified_or_told
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
 from .handoff import hand_over, plan_needs_person
-from .identity import split_sender
+from .identity import owns, require_customer, split_sender
 from .knowledge import business_rules, kb
 from .loan_choice import loan_by_last4, open_loans, pick
 from .workflows import (
@@ -279,7 +279,8 @@ class ValidatePlanForm(WorkflowForm):
         return domain_slots
 
     async def _loans(self, tracker: Tracker) -> list[dict]:
-        return await open_loans(BackendClient(), int(tracker.get_slot("customer_id")))
+        client = BackendClient()
+        return await open_loans(client, await require_customer(client, tracker))
 
     async def _check(self, dispatcher, tracker, slot: str, values: dict[str, Any]) -> dict[str, Any]:
         """Ask the backend whether loan + type + months (those known so far) can be applied for."""
@@ -399,7 +400,7 @@ class ActionAskPlanConfirm(Action):
         client = BackendClient()
         months = tracker.get_slot("plan_months")
         try:
-            loans = await open_loans(client, int(tracker.get_slot("customer_id")))
+            loans = await open_loans(client, await require_customer(client, tracker))
             loan = loan_by_last4(loans, tracker.get_slot("form_loan"))
             quote = await client.plan_quote(loan["id"], tracker.get_slot("plan_type"), int(months) if months else None)
         except (BackendUnavailable, BackendRefused, TypeError):
@@ -432,7 +433,7 @@ class ActionSubmitPlan(Action):
         channel, _ = split_sender(tracker.sender_id)
         months = tracker.get_slot("plan_months")
         try:
-            customer_id = int(tracker.get_slot("customer_id"))
+            customer_id = await require_customer(client, tracker)
             loan = loan_by_last4(await open_loans(client, customer_id), tracker.get_slot("form_loan"))
             req = await client.submit_plan({
                 "conversation": tracker.sender_id, "channel": channel, "customer_id": customer_id,
@@ -461,8 +462,11 @@ class ActionPlanDecisionNotice(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         reference = entity(tracker, "reference")
+        client = BackendClient()
         try:
-            req = await BackendClient().plan_request(reference) if reference else None
+            req = await client.plan_request(reference) if reference else None
+            if req is not None and not await owns(client, tracker, req):
+                return []  # not this conversation's request: nothing is said
         except BackendUnavailable:
             return []  # the backend logs the notice as sent; the borrower can still ask for the status
         if req is None:

@@ -16,7 +16,7 @@ from bot import clock
 from .account import AccountAnswer
 from .backend_client import BackendClient, BackendUnavailable
 from .formatting import day, loan_name, yuan
-from .identity import split_sender
+from .identity import require_customer, split_sender
 from .loan_choice import open_loans
 from .workflows import WorkflowForm, entity
 
@@ -97,7 +97,8 @@ class ValidatePromiseForm(WorkflowForm):
             value = value[0]
         try:
             amount = Decimal(str(value))
-            loans = await open_loans(BackendClient(), int(tracker.get_slot("customer_id")))
+            client = BackendClient()
+            loans = await open_loans(client, await require_customer(client, tracker))
         except (InvalidOperation, TypeError, ValueError, BackendUnavailable):
             return self.valid(promise_amount=None, promise_amount_pending=None)  # the backend checks it again
         loan = ActionRecordPromise.choose(loans, tracker) if loans else None

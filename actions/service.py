@@ -8,7 +8,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from .backend_client import BackendClient, BackendUnavailable
-from .identity import resolve_caller, split_sender
+from .identity import resolve_caller, split_sender, verified_customer_id
 from .handoff import hand_over
 from .knowledge import kb
 from .session import RESET_SLOTS
@@ -32,8 +32,8 @@ async def reminder_customer(client: BackendClient, tracker: Tracker) -> int | No
     """Whose reminders a message is about: the channel's active identity, else the verified borrower."""
     caller = await resolve_caller(client, tracker.sender_id)
     customer_id = caller.customer_id if caller.status == "active" else None
-    if customer_id is None and tracker.get_slot("verified"):
-        customer_id = tracker.get_slot("customer_id")
+    if customer_id is None and caller.status != "wrong_person":
+        customer_id = await verified_customer_id(client, tracker)  # the backend's record, not the slot
     return int(customer_id) if customer_id is not None else None
 
 

@@ -19,7 +19,7 @@ from bot import clock
 from .account import BUSY, NOT_VERIFIED
 from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
-from .identity import split_sender, verified_customer_id
+from .identity import require_customer, split_sender, verified_customer_id
 from .knowledge import kb
 from .loan_choice import loan_by_last4, open_loans, pick
 from .workflows import (
@@ -91,7 +91,8 @@ class ValidateSettlementForm(WorkflowForm):
 
     async def validate_form_loan(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         try:
-            loan = pick(await open_loans(BackendClient(), int(tracker.get_slot("customer_id"))), tracker, value)
+            client = BackendClient()
+            loan = pick(await open_loans(client, await require_customer(client, tracker)), tracker, value)
         except BackendUnavailable:
             return self.end(dispatcher, BUSY, "form_loan")
         if loan is None:
@@ -135,7 +136,7 @@ def _is_iso(value: Any) -> bool:
 
 async def _loan_and_quote(tracker: Tracker) -> tuple[dict, dict]:
     client = BackendClient()
-    loan = loan_by_last4(await open_loans(client, int(tracker.get_slot("customer_id"))), tracker.get_slot("form_loan"))
+    loan = loan_by_last4(await open_loans(client, await require_customer(client, tracker)), tracker.get_slot("form_loan"))
     return loan, await client.payoff(loan["id"], tracker.get_slot("settle_date"))
 
 
@@ -172,7 +173,7 @@ class ActionSubmitSettlement(Action):
         client = BackendClient()
         channel, _ = split_sender(tracker.sender_id)
         try:
-            customer_id = int(tracker.get_slot("customer_id"))
+            customer_id = await require_customer(client, tracker)
             loan = loan_by_last4(await open_loans(client, customer_id), tracker.get_slot("form_loan"))
             intent = await client.record_settlement(loan["id"], {
                 "customer_id": customer_id, "conversation": tracker.sender_id, "channel": channel,

@@ -15,6 +15,7 @@ from .registry import ACCOUNT_ACTIONS, action_by_name
 
 IDENTITY_SLOTS = ("identity_phone", "identity_id_last4", "identity_otp", "identity_outcome")
 SORRY_BUSY = "系统暂时繁忙，请稍后再试。"
+OTP_MASK = "******"  # what the channels pass on instead of a one-time code (channels/guard.py)
 
 
 class ActionRememberQuestion(Action):
@@ -76,6 +77,10 @@ class ValidateIdentityForm(FormValidationAction):
         slots = dict(tracker.current_slot_values())
         slots.update({e["name"]: e["value"] for e in events if e.get("event") == "slot"})
         try:
+            if slots.get("identity_outcome") == "sent" and OTP_MASK in (tracker.latest_message.get("text") or ""):
+                # The channel checked the code with the backend and passed on only 「******」
+                # (channels/guard.py): the outcome is the backend's record, never the message.
+                return events + await self._checked(dispatcher, tracker.sender_id, slots)
             events += await self._advance(dispatcher, tracker.sender_id, slots)
         except BackendUnavailable:
             dispatcher.utter_message(text=SORRY_BUSY)
@@ -85,6 +90,26 @@ class ValidateIdentityForm(FormValidationAction):
             events += [SlotSet(s, None) for s in IDENTITY_SLOTS]
         return events
 
+    async def _checked(self, dispatcher: CollectingDispatcher, conversation: str, slots: dict) -> list:
+        client = BackendClient()
+        record = await client.verification_status(conversation)
+        status = record.get("status")
+        if status == "verified" and record.get("customer_id") is not None:
+            # requested_slot None: the form is done (the code slot stays empty, there is nothing to keep).
+            return [SlotSet("verified", True), SlotSet("customer_id", record["customer_id"]),
+                    SlotSet("identity_outcome", "verified"), SlotSet("identity_otp", None),
+                    SlotSet("requested_slot", None)]
+        if status == "pending":
+            dispatcher.utter_message(text=f"验证码不正确，您还可以再试{record.get('attempts_left', 0)}次。")
+            return [SlotSet("identity_otp", None)]
+        if status == "expired":
+            dispatcher.utter_message(text="验证码已过期，正在为您重新发送。")
+            return [SlotSet("identity_otp", None)] + await self._send(
+                dispatcher, client, conversation, slots.get("identity_phone"), slots.get("identity_id_last4"))
+        if status == "locked":
+            return [SlotSet("identity_outcome", "locked"), SlotSet("identity_otp", None), SlotSet("requested_slot", None)]
+        return [SlotSet("identity_otp", None), SlotSet("identity_outcome", None)]
+
     async def _advance(self, dispatcher: CollectingDispatcher, conversation: str, slots: dict) -> list:
         client = BackendClient()
         phone, id4, otp, outcome = (slots.get(s) for s in IDENTITY_SLOTS)
@@ -93,7 +118,7 @@ class ValidateIdentityForm(FormValidationAction):
             status = result["status"]
             if status == "verified":
                 return [SlotSet("verified", True), SlotSet("customer_id", result["customer_id"]),
-                        SlotSet("identity_outcome", "verified")]
+                        SlotSet("identity_outcome", "verified"), SlotSet("identity_otp", None)]
             if status == "wrong_code":
                 dispatcher.utter_message(text=f"验证码不正确，您还可以再试{result['attempts_left']}次。")
                 return [SlotSet("identity_otp", None)]

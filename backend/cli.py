@@ -3,6 +3,9 @@
     python -m backend.cli setup            # migrate, and load demo data if the database is empty
     python -m backend.cli seed --count 240 --seed 20261122 [--as-of 2026-11-23]
     python -m backend.cli export-nlu-review [--out data/nlu/reviewed.yml]   # then `make model`
+    python -m backend.cli anonymise [--older-than-days N] [--closed-older-than-days N] [--dry-run]
+    python -m backend.cli export-customer --id N --out customer-N.json
+    python -m backend.cli delete-customer --id N [--dry-run]
 """
 from __future__ import annotations
 
@@ -133,6 +136,101 @@ def export_nlu_review(url: str, out: Path, nlu_dir: Path) -> None:
         print("run `make model` to retrain with them")
 
 
+def default_actor() -> str:
+    """Who runs a data-rights command, as the audit log records it: cli:<login name>."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        name = "unknown"
+    return f"cli:{name}"[:50]
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    for table, n in counts.items():
+        print(f"  {table:32} {n}")
+
+
+def anonymise(url: str, older_than_days: int | None, closed_older_than_days: int | None, dry_run: bool,
+              actor: str) -> None:
+    """Anonymise conversation texts and closed records past the retention periods (business.yml retention:)."""
+    from backend.services import retention
+
+    settings = get_settings()
+    rules = load_rules(settings.business_rules_path).retention
+    clock = Clock(settings.frozen_date)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as db:
+        try:
+            result = retention.anonymise(db, rules, clock.now(), actor=actor, dry_run=dry_run,
+                                         conversation_days=older_than_days, closed_record_days=closed_older_than_days)
+        except ValueError as exc:
+            sys.exit(f"anonymise: {exc}")
+        if not dry_run:
+            db.commit()
+    engine.dispose()
+    verb = "would anonymise (dry run, nothing written)" if dry_run else "anonymised"
+    print(f"retention: conversation texts before {result.conversation_cutoff:%Y-%m-%d %H:%M}, "
+          f"closed records before {result.closed_cutoff:%Y-%m-%d %H:%M}; {verb} {result.total} rows:")
+    _print_counts(result.counts)
+
+
+def export_customer(url: str, customer_id: int, out: Path, actor: str) -> None:
+    """Everything held about one customer -> a JSON file (PIPL Art. 45). Audited."""
+    import json
+
+    from backend.services import retention
+
+    settings = get_settings()
+    clock = Clock(settings.frozen_date)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as db:
+        try:
+            data = retention.export_customer(db, customer_id, clock.now(), actor=actor,
+                                             review_secret=settings.nlu_review_hash_secret)
+        except LookupError as exc:
+            sys.exit(f"export-customer: {exc}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data: owner only
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        db.commit()  # the audit entry, once the file is written
+    engine.dispose()
+    sections = ", ".join(f"{k} {len(v)}" for k, v in data.items() if isinstance(v, list))
+    print(f"customer {customer_id}: exported to {out} ({sections})")
+
+
+def delete_customer(url: str, customer_id: int, dry_run: bool, actor: str) -> None:
+    """Erase / de-identify one customer's personal data (PIPL Art. 47). Audited."""
+    from backend.services import retention
+
+    settings = get_settings()
+    clock = Clock(settings.frozen_date)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as db:
+        try:
+            counts = retention.erase_customer(db, customer_id, clock.now(), actor=actor,
+                                              review_secret=settings.nlu_review_hash_secret, dry_run=dry_run)
+        except LookupError as exc:
+            sys.exit(f"delete-customer: {exc}")
+        except retention.RetentionRefused as exc:
+            sys.exit(f"delete-customer: refused, customer {customer_id}'s data is still needed: {exc}")
+        if not dry_run:
+            db.commit()
+    engine.dispose()
+    total = sum(counts.values())
+    if dry_run:
+        print(f"customer {customer_id}: would change {total} rows (dry run, nothing written):")
+    elif total:
+        print(f"customer {customer_id}: personal data erased by {actor}; loans, instalments, payments and "
+              f"promises kept, de-identified ({total} rows changed):")
+    else:
+        print(f"customer {customer_id}: already erased, nothing changed")
+    _print_counts(counts)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m backend.cli")
     parser.add_argument("--database-url", default=None, help="default: the DATABASE_URL setting")
@@ -149,6 +247,23 @@ def main(argv: list[str] | None = None) -> None:
                    help="default: data/nlu/reviewed.yml")
     p.add_argument("--nlu-dir", type=Path, default=ROOT / "data" / "nlu",
                    help="the hand-written training data the examples are checked against (default: data/nlu)")
+    p = sub.add_parser("anonymise", help="anonymise conversation texts and closed records past the retention "
+                                         "periods (config/business.yml retention:)")
+    p.add_argument("--older-than-days", type=int, default=None,
+                   help="conversation texts older than this (default: retention.conversation_days)")
+    p.add_argument("--closed-older-than-days", type=int, default=None,
+                   help="closed records older than this (default: retention.closed_record_days)")
+    p.add_argument("--dry-run", action="store_true", help="print the counts, change nothing")
+    p.add_argument("--by", default=None, help="who runs it, for the audit log (default: cli:<login name>)")
+    p = sub.add_parser("export-customer", help="write everything held about one customer to a JSON file")
+    p.add_argument("--id", type=int, required=True, dest="customer_id")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--by", default=None, help="who runs it, for the audit log (default: cli:<login name>)")
+    p = sub.add_parser("delete-customer", help="erase one customer's personal data (loans and payments are "
+                                               "kept, de-identified)")
+    p.add_argument("--id", type=int, required=True, dest="customer_id")
+    p.add_argument("--dry-run", action="store_true", help="print the counts, change nothing")
+    p.add_argument("--by", default=None, help="who runs it, for the audit log (default: cli:<login name>)")
     for name in ("seed", "setup"):
         p = sub.add_parser(name)
         p.add_argument("--count", type=int, default=240)
@@ -169,6 +284,12 @@ def main(argv: list[str] | None = None) -> None:
         recompute(url)
     if args.cmd == "export-nlu-review":
         export_nlu_review(url, args.out.resolve(), args.nlu_dir.resolve())
+    if args.cmd == "anonymise":
+        anonymise(url, args.older_than_days, args.closed_older_than_days, args.dry_run, args.by or default_actor())
+    if args.cmd == "export-customer":
+        export_customer(url, args.customer_id, args.out.resolve(), args.by or default_actor())
+    if args.cmd == "delete-customer":
+        delete_customer(url, args.customer_id, args.dry_run, args.by or default_actor())
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.routes import (
     accounts, channels, complaints, console, conversations, handoffs, health, nlu_inbox, operations, outreach, plans,
@@ -24,7 +27,69 @@ def make_sms_sender(settings: Settings) -> SmsSender:
     if settings.sms_provider == "twilio":
         return TwilioSender(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from_number,
                             settings.twilio_api_base or None)
-    return OutboxSender(settings.sms_outbox_path)
+    # Numbers and codes in the outbox file only for demos and tests, never in production.
+    return OutboxSender(settings.sms_outbox_path,
+                        show_codes=settings.sms_outbox_show_codes and settings.app_env != "production")
+
+
+# FastAPI's own documentation pages load Swagger UI / ReDoc from a CDN with an inline script.
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+def security_headers(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """The headers of every backend response, and of the API documentation pages.
+
+    The console and the web chat load only their own scripts and styles (no inline code: chat.html
+    passes Rasa's URL in a <meta>); the chat page's socket.io connection goes to RASA_PUBLIC_URL.
+    No page may be framed (clickjacking of the console), nothing is MIME-sniffed, no URL (console case
+    ids) leaks in a Referer. The backend sends no CORS headers: browsers keep other origins out."""
+    rasa = urlsplit(settings.rasa_public_url)
+    socket = f"{'wss' if rasa.scheme == 'https' else 'ws'}://{rasa.netloc}" if rasa.netloc else ""
+    connect = " ".join(x for x in ("'self'", f"{rasa.scheme}://{rasa.netloc}" if rasa.netloc else "", socket) if x)
+    common = {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    if settings.app_env == "production":  # served over HTTPS (the console cookie is Secure)
+        common["Strict-Transport-Security"] = "max-age=31536000"
+    base = ("object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+    # Development only: 'unsafe-eval' for the browser tests (Playwright's wait_for_function evaluates
+    # its predicate with eval in the page). The pages never eval (tests/backend/test_security_headers.py);
+    # inline code stays blocked in both profiles.
+    script = "'self'" if settings.app_env == "production" else "'self' 'unsafe-eval'"
+    pages = {**common, "Content-Security-Policy": (
+        f"default-src 'self'; script-src {script}; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+        f"connect-src {connect}; {base}")}
+    cdn = "https://cdn.jsdelivr.net"
+    docs = {**common, "Content-Security-Policy": (
+        f"default-src 'self'; script-src 'self' 'unsafe-inline' {cdn}; style-src 'self' 'unsafe-inline' {cdn} "
+        f"https://fonts.googleapis.com; font-src 'self' https://fonts.gstatic.com; "
+        f"img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; {base}")}
+    return pages, docs
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (streaming responses untouched): adds the headers a route did not set."""
+
+    def __init__(self, app: ASGIApp, pages: dict[str, str], docs: dict[str, str]) -> None:
+        self.app, self.pages, self.docs = app, pages, docs
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.docs if scope.get("path") in DOCS_PATHS else self.pages
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    if name not in headers:
+                        headers.append(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sms_sender = make_sms_sender(settings)
     app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_api_token)
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders, *security_headers(settings))
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for module in (health, accounts, conversations, channels, operations, webchat, handoffs, complaints, plans,
                    settlements, outreach, console, nlu_inbox):
@@ -56,4 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+# No full phone, ID, card number or code in any log line, and no line over 2,000 characters
+# (bot/logscrub.py: root, uvicorn's loggers and every handler, also those uvicorn made before).
+from bot.logscrub import install as _install_log_scrubber  # noqa: E402
+
+_install_log_scrubber()
 

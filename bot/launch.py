@@ -2,7 +2,7 @@
 
     python -m bot.launch train     # train only if config, domain, data or bot/ changed
     python -m bot.launch rasa      # Rasa server with the HTTP API, on RASA_PORT
-    python -m bot.launch actions   # action server on ACTION_PORT
+    python -m bot.launch actions   # action server on ACTION_HOST:ACTION_PORT, ACTION_SERVER_TOKEN required
     python -m bot.launch model     # print the path of the current model
     python -m bot.launch eval      # cross-validated and cross-source NLU evaluation into reports/nlu
 
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.settings import ROOT, apply_env
+from bot.settings import BOT_SECRETS, ROOT, apply_env, cors_origins, credentials_file, preflight
 
 # Everything a trained model's weights depend on. The entity extractor (bot/nlu/entities.py and its
 # lexicon) runs only at inference and is imported from source, so editing it needs no retraining.
@@ -96,18 +96,38 @@ def evaluate() -> None:
 
 
 def run_rasa(env: dict[str, str]) -> None:
+    """Rasa on 127.0.0.1 only. The profile (APP_ENV) picks the channels: production has no REST
+    channel (credentials.production.yml). CORS only for CORS_ORIGINS (never *: Rasa's CORS allows
+    credentials); without origins Rasa sends no CORS headers at all."""
+    preflight(env, "rasa", BOT_SECRETS)
     model = model_path()
     if not model.exists():
         sys.exit(f"no trained model for the current data ({model.name}): run `make model` first")
-    os.execv(sys.executable, [
-        sys.executable, "-m", "rasa", "run", "--enable-api", "--auth-token", env["RASA_API_TOKEN"],
+    origins = [o for o in cors_origins(env) if o != "*"]
+    # Through bot.logscrub: every log record of the Rasa server (and the channels in it) is scrubbed
+    # of phone, ID, card numbers and codes and capped at 2,000 characters, whatever Rasa configures.
+    # In this process, not exec'd: an exec'd command line (--auth-token) is readable by every user of
+    # the host (ps, /proc/<pid>/cmdline); the sys.argv that run_module sets here is not.
+    from bot.logscrub import run_module
+
+    run_module([
+        "rasa", "run", "--enable-api", "--auth-token", env["RASA_API_TOKEN"],
         "--model", str(model), "--port", env["RASA_PORT"], "--interface", "127.0.0.1",
-        "--endpoints", env["RASA_ENDPOINTS"], "--credentials", "credentials.yml", "--cors", "*",
+        "--endpoints", env["RASA_ENDPOINTS"], "--credentials", credentials_file(env),
+        *(["--cors", *origins] if origins else []),
     ])
 
 
 def run_actions(env: dict[str, str]) -> None:
-    os.execv(sys.executable, [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", env["ACTION_PORT"]])
+    """The action server on ACTION_HOST (127.0.0.1 by default), answering only requests that carry
+    ACTION_SERVER_TOKEN (actions/auth_middleware.py; Rasa sends it, endpoints*.yml)."""
+    preflight(env, "actions", BOT_SECRETS)
+    from actions.auth_middleware import serve
+    from bot.logscrub import install as install_log_scrubber
+
+    install_log_scrubber()  # every record scrubbed and capped (bot/logscrub.py)
+    serve(host=env.get("ACTION_HOST") or "127.0.0.1", port=int(env["ACTION_PORT"]),
+          token=env.get("ACTION_SERVER_TOKEN", ""))
 
 
 def main(argv: list[str]) -> None:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
 log = logging.getLogger(__name__)
+
+
+def seg(value: Any) -> str:
+    """One URL path segment: ``sms:../web/7`` must not walk to another resource."""
+    return quote(str(value), safe="")
 
 
 class ChannelBackend:
@@ -34,21 +40,32 @@ class ChannelBackend:
         return body
 
     async def identity(self, channel: str, external_id: str) -> dict | None:
-        status, body = await self._call("GET", f"/identities/{channel}/{external_id}")
+        status, body = await self._call("GET", f"/identities/{seg(channel)}/{seg(external_id)}")
         return body if status == 200 else None
 
     async def set_status(self, channel: str, external_id: str, status: str) -> None:
-        await self._call("POST", f"/identities/{channel}/{external_id}/status", json={"status": status})
+        await self._call("POST", f"/identities/{seg(channel)}/{seg(external_id)}/status", json={"status": status})
 
     async def bind(self, channel: str, external_id: str, customer_id: int) -> bool:
-        status, _ = await self._call("POST", f"/identities/{channel}/{external_id}/bind",
+        status, _ = await self._call("POST", f"/identities/{seg(channel)}/{seg(external_id)}/bind",
                                      json={"customer_id": customer_id})
         return status == 200
 
     async def opt_out(self, number: str, opted_out: bool) -> bool:
         """Record STOP (True) or START (False) for an E.164 number; True if the backend stored it."""
-        status, _ = await self._call("POST", f"/sms/{number}/{'opt-out' if opted_out else 'opt-in'}")
+        status, _ = await self._call("POST", f"/sms/{seg(number)}/{'opt-out' if opted_out else 'opt-in'}")
         return status == 200
+
+    async def verification_pending(self, conversation: str) -> bool:
+        """Does this conversation wait for a one-time code (sent, not yet used, not expired)?"""
+        status, body = await self._call("GET", "/verification/status", params={"conversation": conversation})
+        return status == 200 and (body or {}).get("status") == "pending"
+
+    async def check_code(self, conversation: str, code: str) -> dict:
+        status, body = await self._call("POST", "/verification/check", json={"conversation": conversation, "code": code})
+        if status != 200:
+            raise RuntimeError(f"code check failed with {status}")
+        return body
 
     async def send_sms(self, to: str, body: str, purpose: str = "reply") -> int | None:
         """Number of segments sent, or None if refused (opted out, bad number)."""

@@ -16,8 +16,10 @@ Inbound POST /webhooks/sms/webhook, in this order:
   no From or Body -> 400; MessageSid already claimed (a Twilio retry) -> empty TwiML, nothing done;
   STOP / 退订 / TD / T -> one confirmation, then the number is opted out; START / UNSTOP / 恢复 ->
   opted back in, then a confirmation; neither keyword is passed to Rasa;
-  otherwise an empty TwiML <Response/> at once and the message goes to Rasa in the background,
-  the answers going out through the output channel.
+  otherwise an empty TwiML <Response/> at once and the message goes to Rasa in the background
+  through channels/guard.py (empty or too long -> a polite reply; too fast -> 「您发送得太快了」;
+  「/intent」 only for our buttons; a one-time code masked), the answers going out through the
+  output channel.
 
 The sender id is "sms:<E.164 number>"; the backend treats a customer's registered number as a
 verified identity. Buttons are sent as numbered lines, and a reply of just that number is taken
@@ -40,6 +42,7 @@ from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
+from channels import guard
 from channels.backend import ChannelBackend
 
 log = logging.getLogger(__name__)
@@ -247,8 +250,6 @@ class SmsInput(InputChannel):
                 # Nothing may be sent to the number until it opts in again: an answer would be lost.
                 log.info("sms: message from opted-out %s not answered", mask_number(number))
                 return twiml()
-            if not text.strip():
-                return twiml()
             self._spawn(self._handle(on_new_message, request.app, number, text, sid))
             return twiml()
 
@@ -289,9 +290,15 @@ class SmsInput(InputChannel):
                       text: str, sid: str) -> None:
         sender_id = f"{CHANNEL}:{number}"
         try:
-            text = await self._button_choice(app, sender_id, text)
+            # The guard sees what the borrower typed (channels/guard.py); a numbered choice becomes
+            # our own button's payload only afterwards.
+            verdict = await guard.screen(sender_id, text, self.backend)
+            if verdict.reply:
+                await self.get_output_channel().send_text_message(sender_id, verdict.reply)
+                return
+            text = await self._button_choice(app, sender_id, verdict.text)
             await on_new_message(UserMessage(text, self.get_output_channel(), sender_id, input_channel=CHANNEL,
-                                             message_id=sid, metadata={"message_sid": sid}))
+                                             message_id=sid, metadata={"message_sid": sid, **(verdict.metadata or {})}))
         except Exception as exc:
             log.error("sms: message from %s not handled: %s", mask_number(number), type(exc).__name__)
 

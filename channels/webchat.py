@@ -2,8 +2,10 @@
 
 Rasa's own SocketIOInput takes the sender from the ``session_id`` the browser sends, so any page
 could claim any borrower's conversation. Here the sender comes from the signed token
-("web:<customer id>", issued by the backend's /webchat/login) or, without a token, from an
-anonymous id the server hands out ("web:anon-<hex>"), which has no account behind it.
+("web:s-<random>", an opaque session id the backend's /webchat/login binds to the customer; never the
+customer number) or, without a token, from an anonymous id the server hands out ("web:anon-<hex>"),
+which has no account behind it. Every message passes channels/guard.py first (text only, length,
+rate, no intent injection, one-time codes masked).
 The channel keeps the name "socketio" so Rasa's HTTP API (output_channel=socketio) reaches it.
 """
 from __future__ import annotations
@@ -19,11 +21,12 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from socketio import AsyncServer
 
+from channels import guard
 from channels.backend import ChannelBackend
 
 log = logging.getLogger(__name__)
 ANON = re.compile(r"^web:anon-[0-9a-f]{32}$")
-SIGNED_IN = re.compile(r"^web:(\d+)$")
+SIGNED_IN = re.compile(r"^web:(s-[A-Za-z0-9_-]{16,64})$")
 
 
 async def record_presence(sender: str, key: str) -> None:
@@ -66,7 +69,7 @@ class WebChatInput(SocketIOInput):
                 await sio.save_session(sid, {"sender": None})
                 return True
             payload = decode_bearer_token(token, self.jwt_key, self.jwt_algorithm) if self.jwt_key else None
-            if not payload or not str(payload.get("sub", "")).startswith("web:"):
+            if not payload or not SIGNED_IN.match(str(payload.get("sub", ""))):
                 return False  # a bad or expired token is refused, not downgraded to anonymous
             await sio.save_session(sid, {"sender": payload["sub"]})
             return True
@@ -87,11 +90,15 @@ class WebChatInput(SocketIOInput):
         async def handle_message(sid: Text, data: Dict) -> None:
             session = await sio.get_session(sid)
             sender = session.get("sender")
-            text = (data or {}).get("message", "")
-            if not sender or not isinstance(text, str) or not text.strip() or len(text) > 2000:
+            if not sender:
+                return
+            text = data.get("message") if isinstance(data, dict) else None
+            verdict = await guard.screen(sender, text, ChannelBackend(timeout=5.0))
+            if verdict.reply:
+                await sio.emit(self.bot_message_evt, {"text": verdict.reply}, room=sid)
                 return
             await record_presence(sender, f"message:{sid}:{uuid.uuid4().hex}")
-            await on_new_message(UserMessage(text, SocketIOOutput(sio, self.bot_message_evt), sender,
-                                             input_channel=self.name(), metadata={}))
+            await on_new_message(UserMessage(verdict.text, SocketIOOutput(sio, self.bot_message_evt), sender,
+                                             input_channel=self.name(), metadata=verdict.metadata or {}))
 
         return bp

@@ -21,6 +21,7 @@ Logs carry masked openids and never message text.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import re
@@ -43,6 +44,7 @@ from wechatpy.session.memorystorage import MemoryStorage
 from wechatpy.session.redisstorage import RedisStorage
 from wechatpy.utils import check_signature
 
+from channels import guard
 from channels.backend import ChannelBackend
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,40 @@ USER_EVENTS = {"subscribe", "subscribe_scan", "unsubscribe", "click", "view", "s
 WINDOW_CLOSED, OVER_LIMIT = 45015, 45047
 TOKEN_REJECTED = {40001, 40014, 42001}
 OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A signed callback is good for this long around its timestamp, and each nonce once (a repeat with
+# the same body is WeChat retrying; with another body, a replay): plaintext-mode signatures cover
+# only token, timestamp and nonce, not the body.
+SIGNATURE_WINDOW = 300
+
+
+class NonceCache:
+    """Nonces seen within the signature window (Redis when configured, so replicas share them)."""
+
+    def __init__(self, redis: Any = None, window: int = SIGNATURE_WINDOW, prefix: str = "wechat:nonce") -> None:
+        self.redis, self.window, self.prefix = redis, window, prefix
+        self._seen: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, key: str, body_digest: str, now: float | None = None) -> bool:
+        """True if ``key`` is new, or was seen with this same body (a retry)."""
+        now = time.time() if now is None else now
+        if self.redis is not None:
+            try:
+                name = f"{self.prefix}:{key}"
+                if self.redis.set(name, body_digest, nx=True, ex=2 * self.window):
+                    return True
+                stored = self.redis.get(name)
+                return (stored.decode() if isinstance(stored, bytes) else stored) == body_digest
+            except Exception as exc:  # noqa: BLE001 - fall back to this process's memory
+                log.warning("wechat nonce store unavailable: %s", type(exc).__name__)
+        with self._lock:
+            for k in [k for k, (at, _) in self._seen.items() if at < now - 2 * self.window]:
+                del self._seen[k]
+            seen = self._seen.get(key)
+            if seen is None:
+                self._seen[key] = (now, body_digest)
+                return True
+            return seen[1] == body_digest
 
 
 def mask(openid: str) -> str:
@@ -368,6 +404,7 @@ class WeChatInput(InputChannel):
                                    RefreshLock(redis, f"wechatpy:{app_id}:token-refresh"))
         self.claims = ChannelBackend(timeout=3.0)  # must answer well inside WeChat's 5 s
         self.sender = WeChatSender(client, ChannelBackend(), SendCounter(redis), template_id, template_url)
+        self.nonces = NonceCache(redis)
         self._tasks: set[asyncio.Task] = set()
 
     def get_output_channel(self) -> OutputChannel:
@@ -385,7 +422,7 @@ class WeChatInput(InputChannel):
         @bp.route("/webhook", methods=["GET"])
         async def verify_url(request: Request) -> HTTPResponse:
             echostr = request.args.get("echostr")
-            if not echostr or not self._signed(request):
+            if not echostr or not self._signed(request, echostr.encode()):
                 return response.text("forbidden", status=403)
             return response.text(echostr)
 
@@ -393,7 +430,7 @@ class WeChatInput(InputChannel):
         async def receive(request: Request) -> HTTPResponse:
             try:
                 body = await self._read_body(request)
-                if not self._signed(request):
+                if not self._signed(request, body):
                     raise BadRequest(403, "bad signature")
                 msg = self._parse(body, request)
             except BadRequest as exc:
@@ -403,13 +440,26 @@ class WeChatInput(InputChannel):
 
         return bp
 
-    def _signed(self, request: Request) -> bool:
+    def _signed(self, request: Request, body: bytes = b"") -> bool:
+        """The signature, a timestamp within SIGNATURE_WINDOW of now, and a nonce not used before
+        for another body."""
         a = request.args
         try:
             check_signature(self.token, a.get("signature", ""), a.get("timestamp", ""), a.get("nonce", ""))
-            return True
         except InvalidSignatureException:
             return False
+        try:
+            stamp = int(a.get("timestamp", ""))
+        except ValueError:
+            return False
+        if abs(time.time() - stamp) > SIGNATURE_WINDOW:
+            log.info("wechat callback refused: timestamp outside the window")
+            return False
+        key = f"{stamp}:{a.get('nonce', '')}:{a.get('signature', '')}"
+        if not self.nonces.first_use(key, hashlib.sha256(body).hexdigest()):
+            log.info("wechat callback refused: nonce replayed with another body")
+            return False
+        return True
 
     @staticmethod
     async def _read_body(request: Request) -> bytes:
@@ -495,8 +545,13 @@ class WeChatInput(InputChannel):
             await asyncio.to_thread(self.sender.counter.reset, openid)
             kind, event = self._kind(msg)
             if kind == "text":
-                await self._converse(openid, str(msg._data.get("Content") or ""), on_new_message,
-                                     str(msg._data.get("MsgId") or ""))
+                verdict = await guard.screen(f"{CHANNEL}:{openid}", str(msg._data.get("Content") or ""),
+                                             self.claims)
+                if verdict.reply:
+                    await self.sender.send(openid, verdict.reply, window_open=True)
+                    return
+                await self._converse(openid, verdict.text, on_new_message, str(msg._data.get("MsgId") or ""),
+                                     verdict.metadata)
             elif kind != "event":
                 await self.sender.send(openid, ONLY_TEXT, window_open=True)
             elif event in ("subscribe", "subscribe_scan"):
@@ -517,10 +572,10 @@ class WeChatInput(InputChannel):
             await self._converse(openid, BIND_OFFER, on_new_message)
 
     async def _converse(self, openid: str, text: str, on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                        message_id: str | None = None) -> None:
+                        message_id: str | None = None, metadata: dict | None = None) -> None:
         if not text.strip():
             return
         out = WeChatTurnOutput(self.sender)
         await on_new_message(UserMessage(text, out, f"{CHANNEL}:{openid}", input_channel=CHANNEL,
-                                         message_id=message_id or None))
+                                         message_id=message_id or None, metadata=metadata or None))
         await out.flush(openid)

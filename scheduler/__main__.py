@@ -24,6 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bot import logscrub  # noqa: E402
 from bot.settings import apply_env  # noqa: E402
 
 log = logging.getLogger("scheduler")
@@ -73,6 +74,7 @@ def setup() -> tuple[BlockingScheduler, "jobs.Runtime"]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logscrub.install(("apscheduler",))  # no phone, ID, card or code in the scheduler's log either
     # httpx logs every request URL at INFO: the conversation id in it is a phone number or an openid.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # a line per job run

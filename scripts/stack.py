@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.settings import derive, load_env  # noqa: E402
+from bot.settings import derive, load_env, preflight, profile  # noqa: E402
 
 APP_PY = str(ROOT / ".venv-app" / "bin" / "python")
 BOT_PY = str(ROOT / ".venv-bot" / "bin" / "python")
@@ -50,7 +50,9 @@ class Stack:
         env = derive(env)
         # Derived values must follow the ports, whatever was overridden.
         env.setdefault("BACKEND_URL", f"http://127.0.0.1:{env['BACKEND_PORT']}")
-        env["ACTION_SERVER_URL"] = f"http://127.0.0.1:{env['ACTION_PORT']}/webhook"
+        # The action server listens on ACTION_HOST only (127.0.0.1 unless a private address is set).
+        env["ACTION_HOST"] = env.get("ACTION_HOST") or "127.0.0.1"
+        env["ACTION_SERVER_URL"] = f"http://{env['ACTION_HOST']}:{env['ACTION_PORT']}/webhook"
         env["RASA_URL"] = (overrides or {}).get("RASA_URL") or f"http://127.0.0.1:{env['RASA_PORT']}"
         stack = cls(env=env, run_dir=run_dir)
         b, a, r = env["BACKEND_PORT"], env["ACTION_PORT"], env["RASA_PORT"]
@@ -58,7 +60,7 @@ class Stack:
             Service("backend", [APP_PY, "-m", "uvicorn", "--factory", "backend.main:create_app",
                                 "--host", "127.0.0.1", "--port", b, "--no-access-log"],
                     f"http://127.0.0.1:{b}/health"),
-            Service("actions", [BOT_PY, "-m", "bot.launch", "actions"], f"http://127.0.0.1:{a}/health"),
+            Service("actions", [BOT_PY, "-m", "bot.launch", "actions"], f"http://{env['ACTION_HOST']}:{a}/health"),
             Service("rasa", [BOT_PY, "-m", "bot.launch", "rasa"], f"http://127.0.0.1:{r}/", startup_timeout=180),
         ]
         if with_scheduler:
@@ -74,7 +76,9 @@ class Stack:
 
     def start(self) -> None:
         """The servers start together; the scheduler only once they answer, so that its first
-        dispatch does not meet a Rasa still loading its model (it would back off a minute)."""
+        dispatch does not meet a Rasa still loading its model (it would back off a minute).
+        APP_ENV=production: nothing starts while a secret is published or missing (SystemExit)."""
+        preflight(self.env, "stack")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self._child_env()
         servers = [svc for svc in self.services if svc.health_url]
@@ -148,6 +152,15 @@ def main(argv: list[str]) -> None:
         print("starting services (logs in var/run/*.log)...", flush=True)
         stack.start()
         e = stack.env
+        if profile(e) == "production":
+            print(f"""
+The assistant is running (APP_ENV=production: no REST channel, action server token, CORS {e.get('CORS_ORIGINS')}):
+  Web chat                                 http://127.0.0.1:{e['BACKEND_PORT']}/chat
+  Staff console                            http://127.0.0.1:{e['BACKEND_PORT']}/console
+  Rasa server (channels, HTTP API)         http://127.0.0.1:{e['RASA_PORT']}
+  Action server (Rasa only, token)         http://{e['ACTION_HOST']}:{e['ACTION_PORT']}
+Stop with: make stop""")
+            return
         print(f"""
 The assistant is running:
   Web chat (sign in with a demo phone; the SMS code lands in var/sms_outbox.jsonl)

@@ -19,6 +19,44 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Development defaults of the personal-data keys (backend.core.crypto); published, like every value below.
+DEV_PII_ENCRYPTION_KEY = "bG9hbi1hc3Npc3RhbnQtREVWLU9OTFktcGlpLWtleSE="
+DEV_PII_HASH_KEY = "dev-pii-hash-key-published-do-not-use"
+
+# Secrets whose development values are published (in this code and in .env.example): a production
+# start must refuse any of them. Setting (environment variable) -> its published values. Lists
+# (BACKEND_API_KEYS "name:key" pairs, PII_ENCRYPTION_KEY keys) are published when any part is.
+PUBLISHED_DEV_SECRETS: dict[str, tuple[str, ...]] = {
+    "BACKEND_API_KEYS": ("dev-actions-key", "dev-scheduler-key"),
+    "BACKEND_API_KEY": ("dev-actions-key",),
+    "SCHEDULER_API_KEY": ("dev-scheduler-key",),
+    "OTP_HASH_SECRET": ("dev-otp-secret",),
+    "NLU_REVIEW_HASH_SECRET": ("dev-nlu-review-secret",),
+    "WEBCHAT_JWT_SECRET": ("dev-webchat-jwt-secret-change-me",),
+    "RASA_API_TOKEN": ("dev-rasa-token",),
+    "ACTION_SERVER_TOKEN": ("dev-action-server-token",),
+    "WECHAT_TOKEN": ("dev-wechat-token",),
+    "WECHAT_APP_SECRET": ("dev-wechat-secret",),
+    "WECHAT_AES_KEY": ("bG9hbi1hc3Npc3RhbnQtZGV2LW9ubHktYWVzLWtleSE",),
+    "CONSOLE_DEMO_PASSWORD": ("xiaoan-demo-2026",),
+    "PII_ENCRYPTION_KEY": (DEV_PII_ENCRYPTION_KEY,),
+    "PII_HASH_KEY": (DEV_PII_HASH_KEY,),
+}
+
+
+def published_dev_secrets_in(env: dict[str, str]) -> list[str]:
+    """The settings in ``env`` (environment variable -> value) that hold a published development
+    secret, in PUBLISHED_DEV_SECRETS order. An unset or empty setting is not reported here."""
+    found = []
+    for name, published in PUBLISHED_DEV_SECRETS.items():
+        value = (env.get(name) or "").strip()
+        if not value:
+            continue
+        parts = {value} | {p.strip() for p in value.split(",")} | {p.strip().partition(":")[2] for p in value.split(",")}
+        if parts & set(published):
+            found.append(name)
+    return found
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
@@ -26,7 +64,8 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default=f"sqlite:///{ROOT / 'var' / 'data' / 'loan.db'}", alias="DATABASE_URL"
     )
-    # Comma-separated "name:key" pairs; the name is what the audit log records as the actor.
+    # Comma-separated "name:key" pairs; the name is what the audit log records as the actor and picks
+    # the key's scopes (API_KEY_PROFILES): an unknown name is refused at start-up.
     backend_api_keys: str = Field(default="actions:dev-actions-key", alias="BACKEND_API_KEYS")
     business_rules_path: Path = Field(
         default=ROOT / "config" / "business.yml", alias="BUSINESS_RULES_PATH"
@@ -48,6 +87,9 @@ class Settings(BaseSettings):
     rasa_api_token: str = Field(default="dev-rasa-token", alias="RASA_API_TOKEN")
     # Staff console session cookie: Secure flag (set true behind HTTPS).
     console_cookie_secure: bool = Field(default=False, alias="CONSOLE_COOKIE_SECURE")
+    # Deployment profile (README "Security and privacy"): development or production. Production
+    # refuses to start with a published or missing secret (_profile) and makes the cookie Secure.
+    app_env: str = Field(default="development", alias="APP_ENV")
     # ISO date; when set, "today" is this date (demo and tests across processes).
     frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
     # Scheduler demo setting: dispatch every N seconds instead of outreach.dispatch_seconds.
@@ -63,6 +105,14 @@ class Settings(BaseSettings):
     # Key of the keyed hash (HMAC-SHA256) kept instead of conversation ids in the understanding inbox
     # (an SMS conversation id holds a phone number); set a long random value in production.
     nlu_review_hash_secret: str = Field(default="dev-nlu-review-secret", alias="NLU_REVIEW_HASH_SECRET")
+    # Personal data at rest (backend.core.crypto): Fernet key(s) encrypting phone and ID numbers and
+    # channel ids (comma-separated: the first encrypts, all decrypt), and the HMAC key of their lookup
+    # hashes. The defaults are published development secrets (PUBLISHED_DEV_SECRETS): never in production.
+    pii_encryption_key: str = Field(default=DEV_PII_ENCRYPTION_KEY, alias="PII_ENCRYPTION_KEY")
+    pii_hash_key: str = Field(default=DEV_PII_HASH_KEY, alias="PII_HASH_KEY")
+    # Development SMS outbox (SMS_PROVIDER=outbox): numbers are written masked (138****5678) and
+    # one-time codes as ******, unless this is true (local demos and end-to-end tests read codes there).
+    sms_outbox_show_codes: bool = Field(default=False, alias="SMS_OUTBOX_SHOW_CODES")
 
     @field_validator("outreach_demo_time")
     @classmethod
@@ -75,17 +125,124 @@ class Settings(BaseSettings):
             raise ValueError(f'OUTREACH_DEMO_TIME must be empty or a time of day "HH:MM", not {value!r}') from None
         return value.strip()
 
+    @model_validator(mode="after")
+    def _profile(self) -> "Settings":
+        """APP_ENV=production: refuse to start on a published or missing secret (InsecureConfiguration,
+        which names settings, never values); the console session cookie is always Secure."""
+        self.app_env = (self.app_env or "development").strip().lower()
+        if self.app_env not in ("development", "production"):
+            raise InsecureConfiguration(f"backend: APP_ENV={self.app_env!r} is not a profile: "
+                                        "use development or production")
+        if self.app_env == "production":
+            problems = production_problems(self)
+            if problems:
+                raise InsecureConfiguration("backend: refusing to start with APP_ENV=production:\n"
+                                            + "\n".join(f"  - {p}" for p in problems))
+            self.console_cookie_secure = True
+        return self
+
+    @field_validator("backend_api_keys")
+    @classmethod
+    def _api_keys(cls, value: str) -> str:
+        _parse_api_keys(value)  # fail at start-up, not on the first call
+        return value
+
     def api_keys(self) -> dict[str, str]:
         """Map key -> caller name."""
-        out: dict[str, str] = {}
-        for pair in self.backend_api_keys.split(","):
-            pair = pair.strip()
-            if not pair:
-                continue
-            name, _, key = pair.partition(":")
-            if key:
-                out[key] = name
-        return out
+        return _parse_api_keys(self.backend_api_keys)
+
+    def api_key_scopes(self) -> dict[str, tuple[str, frozenset[str]]]:
+        """Map key -> (caller name, the scopes it may use)."""
+        return {key: (name, API_KEY_PROFILES[name]) for key, name in self.api_keys().items()}
+
+
+# The scopes an API route may require (backend.api.deps.scoped) and, per caller name in
+# BACKEND_API_KEYS, the scopes its key holds. Staff decisions are never a scope: they need a signed-in
+# staff member (the console). tests/backend/test_api_scopes.py holds every route to this table.
+API_SCOPES = (
+    "identities:read",      # who is behind a channel identity
+    "identities:write",     # bind an identity to a verified customer, wrong person
+    "channels",             # inbound claims, identity status, SMS opt-out/in and sending
+    "accounts:read",        # customers, loans, schedules, payments, overdue, payoff
+    "verification",         # one-time codes
+    "engagement",           # promises to pay, unsubscribe/resubscribe, conversation sessions
+    "handoffs:bot",         # open a handoff, the current case, the rating, the open-case flag
+    "complaints:bot",       # file a complaint, read the borrower's tickets and reminder pause
+    "plans:bot",            # quote, submit, read and withdraw the borrower's plan requests
+    "settlements",          # early-settlement intents
+    "outreach:notices",     # read an outreach notice
+    "outreach:summary",     # the outreach summary
+    "nlu-review:write",     # report a message for the understanding inbox
+    "payments:write",       # record a payment (the payment gateway)
+    "segments:recompute",   # the daily segment job
+    "staff:read",           # staff lists: handoff queue, complaint tickets, plan requests
+)
+_CHANNEL_SCOPES = frozenset({"identities:read", "identities:write", "channels"})
+API_KEY_PROFILES: dict[str, frozenset[str]] = {
+    # The bot: the action server, and the channel connectors and event broker in the Rasa process,
+    # which use the same BACKEND_API_KEY.
+    "actions": _CHANNEL_SCOPES | {
+        "accounts:read", "verification", "engagement", "handoffs:bot", "complaints:bot", "plans:bot",
+        "settlements", "outreach:notices", "nlu-review:write"},
+    # The channel connectors alone, should they get a key of their own.
+    "channels": _CHANNEL_SCOPES,
+    # The scheduler: outreach reads and the daily segment job (scheduler/jobs.py).
+    "scheduler": frozenset({"outreach:notices", "outreach:summary", "segments:recompute"}),
+    # The payment gateway.
+    "payments": frozenset({"payments:write"}),
+    # Read-only reporting on staff lists.
+    "reports": frozenset({"staff:read", "outreach:summary"}),
+}
+assert all(set(scopes) <= set(API_SCOPES) for scopes in API_KEY_PROFILES.values())
+
+
+def _parse_api_keys(value: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in value.split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        name, _, key = pair.partition(":")
+        name, key = name.strip(), key.strip()
+        if not key:
+            continue
+        if name not in API_KEY_PROFILES:
+            raise ValueError(f"BACKEND_API_KEYS: unknown caller name {name!r}; use one of "
+                             f"{', '.join(API_KEY_PROFILES)}")
+        if key in out:
+            raise ValueError("BACKEND_API_KEYS: the same key is given twice")
+        out[key] = name
+    return out
+
+
+class InsecureConfiguration(SystemExit):
+    """A refusal to start: the process exits with status 1 and this message alone, whoever builds the
+    settings (uvicorn's factory, the CLI, the scheduler). Not a ValueError on purpose: pydantic would
+    wrap that in a ValidationError that prints every setting's value, secrets included."""
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """The backend's secrets (settings named *_SECRET, *_TOKEN, *_KEY(S), *_PASSWORD) that production
+    cannot run with: empty, or a published development value (PUBLISHED_DEV_SECRETS, the field's
+    default, .env.example). A secret whose default is empty is optional (Twilio), unless in use."""
+    from bot.settings import SECRET_NAME, published_values, secret_parts
+
+    example = published_values()
+    problems = []
+    for name, field in Settings.model_fields.items():
+        alias = field.alias or name.upper()
+        if not SECRET_NAME.search(alias):
+            continue
+        value = str(getattr(settings, name) or "").strip()
+        default = str(field.default or "")
+        required = bool(default) or (alias == "TWILIO_AUTH_TOKEN" and settings.sms_provider == "twilio")
+        published = set(PUBLISHED_DEV_SECRETS.get(alias, ())) | secret_parts(default) | secret_parts(example.get(alias, ""))
+        if not value:
+            if required:
+                problems.append(f"{alias} is missing or empty")
+        elif secret_parts(value) & published or published_dev_secrets_in({alias: value}):
+            problems.append(f"{alias} is (or contains) a published development value")
+    return problems
 
 
 class Product(BaseModel):
@@ -105,6 +262,8 @@ class VerificationRules(BaseModel):
     max_wrong_attempts: int = 5
     lock_minutes: int = 30
     max_mismatches: int = 5
+    # How long a conversation that passed the code check counts as verified for the bot.
+    verified_minutes: int = Field(default=240, ge=1)
 
 
 # The reasons the bot may hand a conversation to staff for (backend.models.HandoffReason).
@@ -165,6 +324,17 @@ class ConsoleRules(BaseModel):
     session_max_hours: int = Field(default=10, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
+    # Failures on one username from other clients never lock it; each one past the limit only slows
+    # further attempts on it (doubling from slowdown_seconds up to slowdown_max_seconds).
+    login_slowdown_seconds: float = Field(default=1.0, ge=0)
+    login_slowdown_max_seconds: float = Field(default=8.0, ge=0)
+
+
+class AbuseRules(BaseModel):
+    """Borrower-channel limits (applied by channels/guard.py in the Rasa process)."""
+
+    messages_per_minute: int = Field(default=20, ge=1)
+    max_message_chars: int = Field(default=1000, ge=1)
 
 
 class ScoreBand(BaseModel):
@@ -411,6 +581,21 @@ class NluReviewRules(BaseModel):
     max_text_chars: int = Field(default=500, ge=1, le=1000)
 
 
+class RetentionRules(BaseModel):
+    """How long borrower free text and contact details are kept (backend.services.retention,
+    ``python -m backend.cli anonymise``): conversation texts for ``conversation_days``, closed records
+    (complaints, plan requests, settlement intents) for ``closed_record_days`` after they ended."""
+
+    conversation_days: int = Field(default=365, ge=30)
+    closed_record_days: int = Field(default=1095, ge=30)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RetentionRules":
+        if self.closed_record_days < self.conversation_days:
+            raise ValueError("retention.closed_record_days must not be shorter than conversation_days")
+        return self
+
+
 class BusinessRules(BaseModel):
     timezone: str = "Asia/Shanghai"
     products: dict[str, Product]
@@ -428,6 +613,8 @@ class BusinessRules(BaseModel):
     early_settlement: EarlySettlementRules = EarlySettlementRules()
     outreach: OutreachRules = OutreachRules()
     nlu_review: NluReviewRules = NluReviewRules()
+    retention: RetentionRules = RetentionRules()
+    abuse: AbuseRules = AbuseRules()
 
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
@@ -452,6 +639,8 @@ class BusinessRules(BaseModel):
             early_settlement=EarlySettlementRules(**raw.get("early_settlement", {})),
             outreach=OutreachRules(**raw.get("outreach", {})),
             nlu_review=NluReviewRules(**raw.get("nlu_review", {})),
+            retention=RetentionRules(**raw.get("retention", {})),
+            abuse=AbuseRules(**raw.get("abuse", {})),
         )
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.crypto import TokenizedConversation, TokenizedConversationJSON
 
 from .base import Base, StrEnum
 from .customer import Channel
@@ -62,7 +64,8 @@ class OutreachNotice(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # stale from then on
     status: Mapped[OutreachStatus] = mapped_column(StrEnum(OutreachStatus, "outreach_status"))
     channel: Mapped[Channel | None] = mapped_column(StrEnum(Channel, "channel"))  # chosen at send
-    conversation: Mapped[str | None] = mapped_column(String(100))  # Rasa sender id it went to
+    # Rasa sender id it went to; an SMS number is stored tokenised ("sms:~<token>", TokenizedConversation).
+    conversation: Mapped[str | None] = mapped_column(TokenizedConversation(100))
     identity_id: Mapped[int | None] = mapped_column(ForeignKey("channel_identities.id"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # Rasa calls that failed
     last_error: Mapped[str | None] = mapped_column(String(100))  # rule or error code, no personal data
@@ -70,8 +73,9 @@ class OutreachNotice(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claim_token: Mapped[str | None] = mapped_column(String(36))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The figures known at planning (due date, amount, reference ...); decimals as strings.
-    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The figures known at planning (due date, amount, reference ...); decimals as strings. A decision
+    # notice's "conversation" is stored tokenised like the column above.
+    payload: Mapped[dict] = mapped_column(TokenizedConversationJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

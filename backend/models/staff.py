@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from backend.core.crypto import HashedConversation
+
 from .base import Base, StrEnum
 from .customer import Channel
 
@@ -68,12 +70,13 @@ class CannedReply(Base):
 
 class ConversationSession(Base):
     """One conversation session as the bot started it (action_session_start): the denominator of
-    the dashboard's conversations per day and containment."""
+    the dashboard's conversations per day and containment. An SMS conversation's number is kept
+    only as a keyed hash ("sms:#<hash>", backend.core.crypto.HashedConversation)."""
 
     __tablename__ = "conversation_sessions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    conversation: Mapped[str] = mapped_column(String(100), index=True)
+    conversation: Mapped[str] = mapped_column(HashedConversation(100), index=True)
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

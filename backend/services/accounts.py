@@ -19,7 +19,7 @@ from .money import ZERO
 
 def customer_out(c: Customer) -> CustomerOut:
     return CustomerOut(
-        id=c.id, name=c.name, phone_masked=mask_phone(c.phone), id_last4=c.id_number[-4:],
+        id=c.id, name=c.name, phone_masked=mask_phone(c.phone), id_last4=c.id_last4,
         preferred_channel=c.preferred_channel.value, consent_reminders=c.consent_reminders,
         consent_marketing=c.consent_marketing, card_bank=c.card_bank, card_last4=c.card_last4,
         risk_tier=c.risk_tier, value_tier=c.value_tier,

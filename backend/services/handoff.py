@@ -306,6 +306,10 @@ def add_note(db: Session, rules: BusinessRules, case_id: int, author: str, text:
 
 
 def close(db: Session, rules: BusinessRules, case_id: int, by: str, now: datetime, via: str) -> HandoffCase:
+    """Close a live case. Call it only once Rasa has resumed the conversation (RasaClient.hand_back, as
+    services.console.hand_back does): a case closed otherwise leaves the borrower's conversation paused
+    for good. No service (API-key) route closes a case; tests/backend/test_handoff_resume.py holds every
+    caller to this."""
     case, now = get_case(db, case_id), _local(now, rules)
     if not _transition(db, case, HandoffCase.status.in_(LIVE),
                        status=HandoffStatus.closed, closed_at=now, active_conversation=None):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from backend.core.errors import AppError
 from backend.models import SmsMessage
 
-from .masking import mask_phone
+from .masking import mask_numbers, mask_phone
 
 
 class SmsSender(Protocol):
@@ -28,16 +28,37 @@ class SmsSender(Protocol):
         """Deliver ``body`` to E.164 number ``to``; returns the provider's status."""
 
 
+# A one-time code: six digits on their own, or 4-8 digits shortly after 验证码 / 校验码 / 动态码 / code.
+_CODE = re.compile(r"(?<!\d)\d{6}(?!\d)|(?<=验证码|校验码|动态码)([^\d\n]{0,6})\d{4,8}(?!\d)"
+                   r"|(?i:(?<=code)(?=[^\d\n]{0,6}\d{4,8}(?!\d)))([^\d\n]{0,6})\d{4,8}(?!\d)")
+
+
+def mask_codes(text: str) -> str:
+    """「验证码是123456」 -> 「验证码是******」: one-time codes out of a message kept for reading later."""
+    return _CODE.sub(lambda m: (m.group(1) or m.group(2) or "") + "******", text)
+
+
 class OutboxSender:
-    """Development provider: appends messages to a JSON-lines file instead of a network call."""
+    """Development provider: appends messages to a JSON-lines file instead of a network call.
+
+    The file is not a safe place for personal data: the number is written masked (138****5678) and
+    one-time codes as ******, unless ``show_codes`` (SMS_OUTBOX_SHOW_CODES=true: local demos and the
+    end-to-end tests, which read the codes there). ``show_codes`` None: the process settings."""
 
     name = "outbox"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, show_codes: bool | None = None) -> None:
         self.path = path
+        if show_codes is None:
+            from backend.core.config import get_settings
+
+            show_codes = get_settings().sms_outbox_show_codes
+        self.show_codes = show_codes
 
     def send(self, to: str, body: str) -> str:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.show_codes:
+            to, body = mask_phone(to), mask_codes(mask_numbers(body))
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"to": to, "body": body, "at": datetime.now().isoformat()}, ensure_ascii=False) + "\n")
         return "queued"

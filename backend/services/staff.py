@@ -3,14 +3,18 @@
 Passwords are hashed with argon2id (argon2-cffi's PasswordHasher defaults follow RFC 9106).
 A session is a random token in an HttpOnly cookie; the database keeps only its SHA-256, so a
 leaked table cannot be replayed. Each session carries its own CSRF token, sent back by the page in
-a header (or a form field) on every state-changing request. Failed sign-ins are counted per
-username and per client address in a sliding window (config/business.yml, ``console``): past the
-limit the answer is 429 whatever the password, and the attempt is still recorded.
+a header (or a form field) on every state-changing request. Failed sign-ins are counted in a sliding
+window (config/business.yml, ``console``): past the limit for a client address (any username) the
+answer to that client is 429 whatever the password, and the attempt is still recorded. Failures on
+a username from other addresses never lock its owner out (a stranger must not be able to keep staff
+from signing in): past the limit each further attempt on that username is only slowed down,
+doubling from ``login_slowdown_seconds`` up to ``login_slowdown_max_seconds``.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -53,24 +57,41 @@ def create_user(db: Session, username: str, display_name: str, role: str, passwo
     return user
 
 
-def _failures(db: Session, rules: BusinessRules, username: str, client: str, now: datetime) -> int:
+# Waits before checking a password on a username under attack (tests replace it).
+_sleep = time.sleep
+
+
+def _failures(db: Session, rules: BusinessRules, username: str, client: str, now: datetime) -> tuple[int, int]:
+    """(failures from this client address, failures on this username from anywhere) in the window."""
     since = now - timedelta(minutes=rules.console.login_window_minutes)
     by_user = db.scalar(select(func.count()).select_from(LoginAttempt).where(
         LoginAttempt.username == username, LoginAttempt.success.is_(False), LoginAttempt.at >= since))
     by_client = db.scalar(select(func.count()).select_from(LoginAttempt).where(
         LoginAttempt.client == client, LoginAttempt.success.is_(False), LoginAttempt.at >= since))
-    return max(by_user, by_client)
+    return by_client, by_user
+
+
+def slowdown(rules: BusinessRules, user_failures: int) -> float:
+    """Seconds to wait before checking a password on a username with this many recent failures."""
+    c = rules.console
+    excess = user_failures - c.login_max_failures
+    if excess < 0:
+        return 0.0
+    return min(c.login_slowdown_max_seconds, c.login_slowdown_seconds * (2 ** min(excess, 16)))
 
 
 def sign_in(db: Session, rules: BusinessRules, username: str, password: str, client: str,
             now: datetime) -> tuple[StaffUser, str]:
     """Check the password and open a session: (user, cookie token). Raises 401 or 429."""
     username = username.strip()[:50]
-    if _failures(db, rules, username, client, now) >= rules.console.login_max_failures:
+    by_client, by_user = _failures(db, rules, username, client, now)
+    if by_client >= rules.console.login_max_failures:
         db.add(LoginAttempt(username=username, client=client, success=False, at=now))
         audit.record(db, username or "-", "staff.login_throttled", "staff_user", username or "-", client=client)
         raise AppError(429, "too_many_attempts", f"登录失败次数过多，请{rules.console.login_window_minutes}分钟后再试",
                        "Too many failed sign-ins; try again later")
+    if delay := slowdown(rules, by_user):
+        _sleep(delay)  # guessing on this username gets slow; its owner can still sign in
     user = db.scalar(select(StaffUser).where(StaffUser.username == username))
     try:
         ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None and user.active

@@ -133,3 +133,26 @@ def check(db: Session, rules: BusinessRules, conversation: str, code: str, now: 
     ch.verified_at = now
     audit.record(db, actor, "verification.verified", "customer", ch.customer_id, conversation=conversation)
     return {"status": "verified", "customer_id": ch.customer_id}
+
+
+def status(db: Session, conversation: str, now: datetime, verified_within: timedelta) -> dict:
+    """Where this conversation's code check stands, for the bot (it never trusts its own slots):
+    verified (as which customer, within ``verified_within``), pending (a live code), locked, expired
+    or none."""
+    ch = _latest(db, conversation)
+    if until := _locked(ch, now):
+        return {"status": "locked", "locked_until": until.isoformat()}
+    if ch is None or ch.code_hash is None:
+        return {"status": "none"}
+    if ch.verified_at is not None:
+        if now - _aware(ch.verified_at, now) <= verified_within:
+            return {"status": "verified", "customer_id": ch.customer_id}
+        return {"status": "none"}
+    if _aware(ch.expires_at, now) <= now:
+        return {"status": "expired"}
+    return {"status": "pending", "attempts_left": max(0, _max_wrong(db) - ch.wrong_attempts)}
+
+
+def _max_wrong(db: Session) -> int:
+    rules = db.info.get("rules")
+    return rules.verification.max_wrong_attempts if rules is not None else 5

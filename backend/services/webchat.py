@@ -1,10 +1,13 @@
 """Web chat sign-in: phone + SMS code -> a short-lived token for Rasa's socket.io channel.
 
-The token names the conversation (sender_id "web:<customer id>"); the channel in
-channels/webchat.py takes the sender from the token, never from the browser.
+The token names the conversation (sender_id "web:s-<random>"): a web session is an opaque id bound
+server-side to the customer (a verified web channel identity), never the customer number, so no
+one can name another borrower's conversation. The channel in channels/webchat.py takes the sender
+from the token, never from the browser.
 """
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 
 import jwt
@@ -18,9 +21,20 @@ from . import audit, channels, verification
 from .masking import mask_name
 
 
-def issue_token(settings: Settings, customer_id: int, now: datetime) -> tuple[str, int]:
+def open_session(db: Session, customer_id: int, actor: str) -> str:
+    """A new web conversation for a signed-in customer: its sender id ("web:s-<random>")."""
+    if db.get(Customer, customer_id) is None:
+        raise AppError(404, "not_found", "未找到该客户", "Customer not found")
+    external = f"s-{secrets.token_hex(16)}"
+    ident = channels.identity(db, "web", external)
+    ident.customer_id, ident.verified = customer_id, True
+    audit.record(db, actor, "webchat.session_opened", "customer", customer_id)
+    return f"web:{external}"
+
+
+def issue_token(settings: Settings, customer_id: int, now: datetime, sender_id: str) -> tuple[str, int]:
     ttl = settings.webchat_token_minutes * 60
-    payload = {"sub": f"web:{customer_id}", "customer_id": customer_id,
+    payload = {"sub": sender_id, "customer_id": customer_id,
                "iat": int(now.timestamp()), "exp": int(now.timestamp()) + ttl}
     return jwt.encode(payload, settings.webchat_jwt_secret, algorithm="HS256"), ttl
 
@@ -36,12 +50,11 @@ def verify_login(db: Session, rules: BusinessRules, settings: Settings, phone: s
     if status != "verified":
         raise AppError(401, "wrong_code", "验证码不正确", "Wrong code")
     customer = db.get(Customer, result["customer_id"])
-    ident = channels.identity(db, "web", str(customer.id))
-    ident.customer_id, ident.verified = customer.id, True
+    sender_id = open_session(db, customer.id, "webchat")
     # Real time, not the business clock: Rasa's socket.io channel and the page check the expiry on
     # their own clocks (OUTREACH_DEMO_TIME shifts only the business clock, backend.core.clock).
-    token, ttl = issue_token(settings, customer.id, datetime.now(timezone.utc))
+    token, ttl = issue_token(settings, customer.id, datetime.now(timezone.utc), sender_id)
     audit.record(db, "webchat", "webchat.signed_in", "customer", customer.id)
-    return {"token": token, "expires_in": ttl, "sender_id": f"web:{customer.id}", "name_masked": mask_name(customer.name)}
+    return {"token": token, "expires_in": ttl, "sender_id": sender_id, "name_masked": mask_name(customer.name)}
 
 

@@ -2,7 +2,7 @@
 // socket.io channel. History is kept in localStorage per conversation; socket.io reconnects.
 (function () {
   "use strict";
-  const cfg = window.CHAT_CONFIG;
+  const cfg = { rasaUrl: document.querySelector('meta[name="rasa-url"]').content };  // chat.html
   const $ = (id) => document.getElementById(id);
   const store = {
     get token() { return localStorage.getItem("chat.token"); },

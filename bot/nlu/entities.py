@@ -30,7 +30,8 @@ NUM = rf"(?:\d+(?:\.\d+)?|[{CN}]+)"
 DAYNUM = rf"(?:[0-3]?\d|[一二三四五六七八九十]{{1,3}})"
 WEEKDAY = "一二三四五六日天1234567"
 
-RE_PHONE = re.compile(r"(?:(?<=\+86)|(?<!\d))1[3-9]\d{9}(?!\d)")
+# 「13812345678」, also 「138 1234 5678」「138-1234-5678」「+86-138…」 (grouped 3-4-4); the value is the 11 digits.
+RE_PHONE = re.compile(r"(?:(?<=\+86)|(?<=\+86[ -])|(?<![\d-]))1[3-9]\d(?:[ -]?\d{4}){2}(?![\d-])")
 RE_OTP = re.compile(r"(?<![\dA-Za-z])\d{6}(?![\dA-Za-z])")
 RE_ID4 = re.compile(r"(?<![\dA-Za-z])\d{3}[\dXx](?![\dA-Za-z])")
 OTP_CONTEXT = re.compile(r"验证码|校验码|动态码|短信码|码是|收到的码")
@@ -215,7 +216,7 @@ def extract(text: str, now: datetime | None = None) -> list[Entity]:
     for m in RE_REFERENCE.finditer(text):  # ticket references (not amounts or codes)
         add("reference", m.start(), m.end(), m.group(0).upper())
     for m in RE_PHONE.finditer(text):
-        add("phone", m.start(), m.end(), m.group(0))
+        add("phone", m.start(), m.end(), re.sub(r"[ -]", "", m.group(0)))
     for m in RE_OTP.finditer(text):
         # Six digits are a code unless a money unit follows (「150000元」 is an amount).
         if not MONEY_UNIT_AFTER.match(text[m.end():]):

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from backend.cli import migrate  # noqa: E402
 from backend.core.config import Settings  # noqa: E402
 from backend.main import create_app  # noqa: E402
-from testkit import API_KEY, TODAY, Book, wipe  # noqa: E402
+from testkit import BACKEND_API_KEYS, TODAY, Book, StaffDesk, wipe  # noqa: E402
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
@@ -70,7 +70,7 @@ UNREACHABLE_RASA = "http://127.0.0.1:9"
 
 
 def make_settings(url: str, frozen: str = TODAY.isoformat()) -> Settings:
-    return Settings(DATABASE_URL=url, BACKEND_API_KEYS=f"actions:{API_KEY}", APP_FROZEN_DATE=frozen,
+    return Settings(DATABASE_URL=url, BACKEND_API_KEYS=BACKEND_API_KEYS, APP_FROZEN_DATE=frozen,
                     RASA_URL=UNREACHABLE_RASA, RASA_API_TOKEN="unreachable")
 
 
@@ -78,6 +78,7 @@ def make_settings(url: str, frozen: str = TODAY.isoformat()) -> Settings:
 def app(db_url):
     application = create_app(make_settings(db_url))
     yield application
+    StaffDesk.of(application).__exit__(None, None, None)
     application.state.engine.dispose()
 
 
@@ -85,6 +86,12 @@ def app(db_url):
 def client(app):
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def desk(app) -> StaffDesk:
+    """Staff decisions through the console (testkit.StaffDesk)."""
+    return StaffDesk.of(app)
 
 
 @pytest.fixture(scope="module")

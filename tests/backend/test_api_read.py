@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from backend.models import Channel, ChannelIdentity
-from testkit import HEADERS, TODAY, D, q
+from testkit import HEADERS, PAYMENTS, TODAY, D, q
 
 
 def get(client, path, **params):
@@ -124,7 +124,7 @@ def test_unknown_loan_is_404_on_every_loan_route(client):
     for suffix in ("", "/schedule", "/payments", "/overdue", "/payoff"):
         err = assert_error(get(client, f"/api/v1/loans/987654{suffix}"), 404, "not_found")
         assert (err["message_zh"], err["message_en"]) == ("未找到该笔借款", "Loan not found")
-    resp = client.post("/api/v1/loans/987654/payments", headers=HEADERS,
+    resp = client.post("/api/v1/loans/987654/payments", headers=PAYMENTS,
                        json={"amount": "10.00", "method": "alipay", "reference": "NOLOAN0001"})
     err = assert_error(resp, 404, "not_found")
     assert err["message_en"] == "Loan not found"
@@ -139,7 +139,7 @@ def test_unknown_route_is_404_with_messages(client):
 def test_no_response_contains_the_full_phone_or_id_number(client, book):
     c = book.customer("司马相如")
     loan = book.loan(c.id, "8000", "0.18", 6, date(2026, 8, 20), product="xinyongdai", paid=2)
-    pay = client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+    pay = client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS,
                       json={"amount": "100.00", "method": "wechat_pay", "reference": f"PII{loan.id:08d}"})
     assert pay.status_code == 201, pay.text
     texts = {"POST payments": pay.text}
@@ -322,7 +322,7 @@ def test_payoff_counts_interest_already_paid_for_the_current_period(client, book
     assert accrued == D("122.60")
 
     # 100.00 paid ahead: it goes to instalment 2's interest (nothing is overdue)
-    resp = client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+    resp = client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS,
                        json={"amount": "100.00", "method": "bank_transfer", "reference": f"PREPAY{loan.id:06d}"})
     assert resp.status_code == 201, resp.text
     assert {k: Decimal(v) for k, v in resp.json()["allocation"].items()} == {
@@ -332,7 +332,7 @@ def test_payoff_counts_interest_already_paid_for_the_current_period(client, book
     _check_quote(body, outstanding, accrued - D("100.00"), D("0"), D("0"), q(outstanding * D("0.02")))
 
     # the rest of instalment 2's interest and 50.00 of its principal: more interest paid than accrued -> none due
-    resp = client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+    resp = client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS,
                        json={"amount": str(rows[1].interest - D("100.00") + D("50.00")), "method": "bank_transfer",
                              "reference": f"PREPAY{loan.id:06d}B"})
     assert resp.status_code == 201, resp.text

@@ -25,7 +25,7 @@ from backend.core.clock import SHANGHAI
 from backend.models import AuditLog, ComplaintEvent, ComplaintTicket, StaffSession
 from backend.services import staff
 from backend.services.rasa_api import RasaClient
-from testkit import HEADERS, ManualClock, assert_error, audit_since, last_audit_id, ok
+from testkit import HEADERS, REPORTS, ManualClock, assert_error, audit_since, last_audit_id, ok
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
 BASE = "/api/v1/complaints"
@@ -281,25 +281,23 @@ def test_a_draft_in_the_category_of_an_open_ticket_is_appended_to_it(client, clo
     assert (got["outcome"], got["reference"], got["status"]) == ("appended", filed["reference"], "received")
 
 
-def test_a_draft_staff_already_started_is_not_completed(client, clock):
+def test_a_draft_staff_already_started_is_not_completed(desk, client, clock):
     c = conv()
     d = ok(post(client, draft(c, category="fees", description="多扣钱")), 201)
-    started = ok(client.post(f"{BASE}/{d['reference']}/start", headers=HEADERS, json={"by": "alice"}))
+    started = ok(desk.act(f"{BASE}/{d['reference']}/start", {"by": "alice"}))
     assert started["status"] == "in_progress"
     assert kinds(started)[-1] == ("started", "draft", "in_progress")
     got = ok(post(client, complaint(c, category="fees", description="多扣了我200元")), 200)
     assert (got["outcome"], got["reference"], got["status"]) == ("appended", d["reference"], "in_progress")
 
 
-def test_staff_can_resolve_close_and_extend_a_draft(client, clock):
+def test_staff_can_resolve_close_and_extend_a_draft(desk, client, clock):
     refs = [ok(post(client, draft(category="fees", description=f"第{i}个")), 201)["reference"] for i in range(3)]
-    resolved = ok(client.post(f"{BASE}/{refs[0]}/resolve", headers=HEADERS,
-                              json={"by": "alice", "resolution": "已退还多收费用"}))
+    resolved = ok(desk.act(f"{BASE}/{refs[0]}/resolve", {"by": "alice", "resolution": "已退还多收费用"}))
     assert kinds(resolved)[-1] == ("resolved", "draft", "resolved")
-    closed = ok(client.post(f"{BASE}/{refs[1]}/close", headers=HEADERS, json={"by": "alice"}))
+    closed = ok(desk.act(f"{BASE}/{refs[1]}/close", {"by": "alice"}))
     assert kinds(closed)[-1] == ("closed", "draft", "closed")
-    extended = ok(client.post(f"{BASE}/{refs[2]}/extend", headers=HEADERS,
-                              json={"by": "alice", "reason": "客户未提交完，需要回访"}))
+    extended = ok(desk.act(f"{BASE}/{refs[2]}/extend", {"by": "alice", "reason": "客户未提交完，需要回访"}))
     assert (extended["status"], extended["extended"]) == ("draft", True)
 
 
@@ -312,10 +310,10 @@ def test_drafts_are_listed_for_staff_and_filterable(app, client, clock, book):
     clock.advance(minutes=1)
     filed = ok(post(client, complaint(category="fees", description="多收费")), 201)
     # the bot's API list: live tickets by default, drafts included; ?status=draft for drafts only
-    live = ok(client.get(BASE, headers=HEADERS))
+    live = ok(client.get(BASE, headers=REPORTS))
     assert [t["reference"] for t in live] == [d["reference"], filed["reference"]]
     assert live[0]["seconds_remaining"] == 15 * 86400 - 60 and live[0]["status_label"] == DRAFT_LABEL
-    only = ok(client.get(BASE, headers=HEADERS, params={"status": "draft"}))
+    only = ok(client.get(BASE, headers=REPORTS, params={"status": "draft"}))
     assert [t["reference"] for t in only] == [d["reference"]]
     # the console
     a1 = sign_in(app, "agent1")

@@ -25,7 +25,7 @@ from backend.models import (
     AuditLog, Channel, ChannelIdentity, Customer, IdentityStatus, Instalment, OtpChallenge, PromiseStatus,
     PromiseToPay, SmsMessage,
 )
-from testkit import API_KEY, HEADERS, TODAY, D, ManualClock, q
+from testkit import BACKEND_API_KEYS, HEADERS, TODAY, D, ManualClock, q
 
 START_PATH = "/api/v1/verification/start"
 CHECK_PATH = "/api/v1/verification/check"
@@ -44,8 +44,9 @@ def outbox_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def app(db_url, outbox_path):
     """Overrides conftest's app: the same settings plus an SMS outbox inside tmp_path."""
-    settings = Settings(DATABASE_URL=db_url, BACKEND_API_KEYS=f"actions:{API_KEY}",
-                        APP_FROZEN_DATE=TODAY.isoformat(), SMS_OUTBOX_PATH=str(outbox_path))
+    settings = Settings(DATABASE_URL=db_url, BACKEND_API_KEYS=BACKEND_API_KEYS,
+                        APP_FROZEN_DATE=TODAY.isoformat(), SMS_OUTBOX_PATH=str(outbox_path),
+                        SMS_OUTBOX_SHOW_CODES=True)  # the tests read the codes from the outbox
     application = create_app(settings)
     yield application
     application.state.engine.dispose()

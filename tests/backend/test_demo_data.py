@@ -20,7 +20,7 @@ from backend.demo_data import generate
 from backend.main import create_app
 from backend.models import Channel, ChannelIdentity, Customer, Loan, LoanStatus
 from backend.services.ledger import position
-from testkit import API_KEY, HEADERS, id_checksum
+from testkit import BACKEND_API_KEYS, HEADERS, id_checksum
 
 AS_OF = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
@@ -168,7 +168,7 @@ def test_generation_is_deterministic(demo):
 
 
 def test_demo_book_is_served_by_the_api(demo):
-    app = create_app(Settings(DATABASE_URL=demo["url"], BACKEND_API_KEYS=f"actions:{API_KEY}",
+    app = create_app(Settings(DATABASE_URL=demo["url"], BACKEND_API_KEYS=BACKEND_API_KEYS,
                               APP_FROZEN_DATE=AS_OF.isoformat()))
     overdue_customer = next(c for c in demo["a"] if any(loan.status == LoanStatus.overdue for loan in c.loans))
     loan = next(loan for loan in overdue_customer.loans if loan.status == LoanStatus.overdue)
@@ -191,7 +191,7 @@ def test_settled_loans_carry_the_day_of_their_last_payment(demo):
         assert loan.settled_on == max(p.paid_on for p in loan.payments), loan.loan_no
     owner = next(c for c in demo["a"] if any(loan.status == LoanStatus.settled for loan in c.loans))
     loan = next(loan for loan in owner.loans if loan.status == LoanStatus.settled)
-    app = create_app(Settings(DATABASE_URL=demo["url"], BACKEND_API_KEYS=f"actions:{API_KEY}",
+    app = create_app(Settings(DATABASE_URL=demo["url"], BACKEND_API_KEYS=BACKEND_API_KEYS,
                               APP_FROZEN_DATE=AS_OF.isoformat()))
     try:
         with TestClient(app) as client:

@@ -10,6 +10,7 @@ per position without history. 2026-11-23 is a Monday.
 """
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, time, timedelta, timezone
 
@@ -22,7 +23,9 @@ from backend.core.clock import SHANGHAI
 from backend.core.config import ROOT, BusinessRules, HandoffRules, StaffedHours
 from backend.models import AuditLog, Channel, HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from backend.services import handoff as svc
-from testkit import HEADERS, ManualClock, TODAY, assert_error, audit_since, iso, last_audit_id, local, ok
+from testkit import (
+    HEADERS, REPORTS, TODAY, ManualClock, StaffDesk, assert_error, audit_since, iso, last_audit_id, local, ok,
+)
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
 BASE = "/api/v1/handoffs"
@@ -65,7 +68,13 @@ def body(conversation: str | None = None, reason: str = "request_human", summary
     return data
 
 
+STAFF_ACTION = re.compile(rf"{BASE}/[^/]+/(claim|reassign|first-response|notes|close)")
+
+
 def post(client, path, json=None):
+    """A call of the bot (its API key), or a staff action on a case (through the console: testkit.StaffDesk)."""
+    if STAFF_ACTION.fullmatch(path):
+        return StaffDesk.of(client.app).act(path, json)
     return client.post(path, headers=HEADERS, json=json)
 
 
@@ -264,7 +273,7 @@ def test_summary_is_masked_before_it_is_stored_or_shown(app, client, clock):
     assert ok(created, 201)["summary"] == MASKED
     assert created.json()["conversation_masked"] == "sms:138****5678"
     case_id = created.json()["id"]
-    responses = [created, client.get(f"{BASE}/queue", headers=HEADERS),
+    responses = [created, client.get(f"{BASE}/queue", headers=REPORTS),
                  client.get(f"{BASE}/by-conversation/{c}", headers=HEADERS)]
     for resp in responses:
         assert resp.status_code == 200 or resp.status_code == 201
@@ -307,7 +316,7 @@ def test_queue_orders_by_priority_then_waiting_time(app, client, clock, book):
     ok(post(client, f"{BASE}/{made['B']['id']}/claim", {"staff": "bob"}))
     ok(post(client, f"{BASE}/{made['B']['id']}/first-response"))
 
-    queue = ok(client.get(f"{BASE}/queue", headers=HEADERS))
+    queue = ok(client.get(f"{BASE}/queue", headers=REPORTS))
     by_id = {v["id"]: k for k, v in made.items()}
     assert [by_id[item["id"]] for item in queue] == ["B", "D", "E", "A", "C"]
     assert [(item["status"], item["assigned_to"]) for item in queue] == [
@@ -316,7 +325,7 @@ def test_queue_orders_by_priority_then_waiting_time(app, client, clock, book):
     # target 3 minutes: A waited 300 s, C exactly 180 s (not past it); B's reply stopped its clock
     assert [item["overdue"] for item in queue] == [False, False, False, True, False]
     clock.advance(seconds=1)
-    queue = ok(client.get(f"{BASE}/queue", headers=HEADERS))
+    queue = ok(client.get(f"{BASE}/queue", headers=REPORTS))
     assert [item["waiting_seconds"] for item in queue] == [240, 121, 61, 301, 181]
     assert [item["overdue"] for item in queue] == [False, False, False, True, True]
     assert queue[3]["customer"] == {"id": cust.id, "name_masked": "王**",
@@ -331,7 +340,7 @@ def test_overdue_counts_staffed_time_only(client, clock):
     evening = ok(create(client), 201)
 
     def flags() -> dict[int, tuple[int, bool]]:
-        return {i["id"]: (i["waiting_seconds"], i["overdue"]) for i in ok(client.get(f"{BASE}/queue", headers=HEADERS))}
+        return {i["id"]: (i["waiting_seconds"], i["overdue"]) for i in ok(client.get(f"{BASE}/queue", headers=REPORTS))}
 
     clock.at = datetime(2026, 11, 23, 21, 30, tzinfo=SHANGHAI)
     assert flags()[evening["id"]] == (1860, False)  # 31 minutes, of which 1 staffed
@@ -452,7 +461,7 @@ def test_claim_then_409_for_someone_else(app, client, clock):
     assert (got["status"], got["assigned_to"], got["claimed_at"]) == (
         "claimed", "alice", iso(T0 + timedelta(seconds=30)))
     assert audit_since(app, audit_from) == [("alice", "handoff.claimed", "handoff_case", str(case["id"]),
-                                             {"via": "actions"})]
+                                             {"via": "console"})]
 
     # the same staff member again: nothing changes, nothing is logged
     clock.advance(seconds=30)
@@ -464,8 +473,6 @@ def test_claim_then_409_for_someone_else(app, client, clock):
     row = stored(app, case["id"])
     assert (row.assigned_to, local(row.claimed_at)) == ("alice", T0 + timedelta(seconds=30))
     assert_error(post(client, f"{BASE}/999999/claim", {"staff": "bob"}), 404, "not_found")
-    assert_error(post(client, f"{BASE}/{case['id']}/claim", {"staff": ""}), 422, "invalid_input")
-    assert_error(post(client, f"{BASE}/{case['id']}/claim", {"staff": "bob smith"}), 422, "invalid_input")
     assert counts(app) == before
 
 
@@ -474,15 +481,13 @@ def test_only_a_supervisor_reassigns(app, client, clock):
     before, audit_from = counts(app), last_audit_id(app)
     path = f"{BASE}/{case['id']}/reassign"
     assert_error(post(client, path, {"staff": "bob", "by": "carol", "role": "agent"}), 403, "forbidden")
-    assert_error(post(client, path, {"staff": "bob", "by": "carol", "role": "boss"}), 422, "invalid_input")
-    assert_error(post(client, path, {"staff": "bob", "by": "carol"}), 422, "invalid_input")
     assert counts(app) == before and stored(app, case["id"]).assigned_to == "alice"
 
     clock.advance(minutes=2)
     got = ok(post(client, path, {"staff": "bob", "by": "carol", "role": "supervisor"}))
     assert (got["status"], got["assigned_to"], got["claimed_at"]) == ("claimed", "bob", case["claimed_at"])
     assert audit_since(app, audit_from) == [("carol", "handoff.reassigned", "handoff_case", str(case["id"]),
-                                             {"from": "alice", "to": "bob", "role": "supervisor", "via": "actions"})]
+                                             {"from": "alice", "to": "bob", "role": "supervisor", "via": "console"})]
     # now bob has it: alice's claim is refused
     assert_error(post(client, f"{BASE}/{case['id']}/claim", {"staff": "alice"}), 409, "already_claimed")
 
@@ -517,8 +522,10 @@ def test_first_response_is_recorded_once(app, client, clock):
     clock.advance(minutes=5)
     assert ok(post(client, path))["first_response_at"] == iso(T0 + timedelta(seconds=90))
     assert local(stored(app, case["id"]).first_response_at) == T0 + timedelta(seconds=90)
+    # the console's reply records it (and each reply is logged)
+    replied = ("alice", "handoff.replied", "handoff_case", str(case["id"]), {"chars": 9})
     assert audit_since(app, audit_from) == [("alice", "handoff.first_response", "handoff_case", str(case["id"]),
-                                             {"via": "actions"})]
+                                             {"via": "console"}), replied, replied]
 
 
 def test_notes_are_kept_per_case_and_logged(app, client, clock):
@@ -530,14 +537,14 @@ def test_notes_are_kept_per_case_and_logged(app, client, clock):
     assert note == {"case_id": case["id"], "author": "alice", "text": "客户情绪激动，已安抚",
                     "created_at": iso(T0 + timedelta(minutes=1))}
     assert audit_since(app, audit_from) == [("alice", "handoff.note_added", "handoff_case", str(case["id"]),
-                                             {"note_id": note_id, "via": "actions"})]
+                                             {"note_id": note_id, "via": "console"})]
     before = counts(app)
     assert_error(post(client, f"{BASE}/{case['id']}/notes", {"author": "alice", "text": ""}), 422, "invalid_input")
     assert_error(post(client, f"{BASE}/999999/notes", {"author": "alice", "text": "x"}), 404, "not_found")
     assert counts(app) == before
     # notes are for staff: nothing the bot reads carries them
     again = create(client, conversation=stored(app, case["id"]).conversation)
-    for resp in (client.get(f"{BASE}/queue", headers=HEADERS), again):
+    for resp in (client.get(f"{BASE}/queue", headers=REPORTS), again):
         assert "已安抚" not in resp.text
 
 
@@ -548,16 +555,15 @@ def test_close_ends_the_case_once(app, client, clock):
     got = ok(post(client, f"{BASE}/{case['id']}/close", {"by": "alice"}))
     assert (got["status"], got["closed_at"], got["assigned_to"]) == ("closed", iso(T0 + timedelta(minutes=7)), "alice")
     assert audit_since(app, audit_from) == [
-        ("alice", "handoff.closed", "handoff_case", str(case["id"]), {"via": "actions"})]
+        ("alice", "handoff.closed", "handoff_case", str(case["id"]), {"via": "console"})]
     row = stored(app, case["id"])
     assert (row.status, row.active_conversation) == (HandoffStatus.closed, None)
-    assert ok(client.get(f"{BASE}/queue", headers=HEADERS)) == []
+    assert ok(client.get(f"{BASE}/queue", headers=REPORTS)) == []
 
     before = counts(app)
     assert_error(post(client, f"{BASE}/{case['id']}/close", {"by": "alice"}), 409, "case_closed")
     assert_error(post(client, f"{BASE}/{case['id']}/claim", {"staff": "bob"}), 409, "case_closed")
     assert_error(post(client, f"{BASE}/{case['id']}/first-response"), 409, "case_closed")
-    assert_error(post(client, f"{BASE}/{case['id']}/close", {}), 422, "invalid_input")
     assert counts(app) == before
     assert local(stored(app, case["id"]).closed_at) == T0 + timedelta(minutes=7)
 
@@ -618,9 +624,20 @@ def test_open_handoff_flag_follows_the_customers_live_case(client, clock, book):
 def test_every_handoff_route_needs_the_api_key(client, clock):
     case = ok(create(client), 201)
     for method, path in [("POST", BASE), ("GET", f"{BASE}/queue"), ("GET", f"{BASE}/by-conversation/wechat:x"),
-                         ("POST", f"{BASE}/{case['id']}/claim"), ("POST", f"{BASE}/{case['id']}/reassign"),
-                         ("POST", f"{BASE}/{case['id']}/first-response"), ("POST", f"{BASE}/{case['id']}/notes"),
-                         ("POST", f"{BASE}/{case['id']}/close"), ("POST", f"{BASE}/{case['id']}/csat"),
-                         ("GET", "/api/v1/customers/1/open-handoff")]:
+                         ("POST", f"{BASE}/{case['id']}/csat"), ("GET", "/api/v1/customers/1/open-handoff")]:
         resp = client.request(method, path, headers={"X-API-Key": "wrong"})
         assert resp.status_code == 401, (method, path)
+
+
+def test_no_api_key_claims_reassigns_notes_or_closes_a_case(app, client, clock):
+    """Staff actions are the console's (a signed-in staff member), never a service caller's with a name
+    in the body: the routes that took one are gone, whatever the key."""
+    case = ok(create(client), 201)
+    before = counts(app)
+    for action, data in (("claim", {"staff": "alice"}), ("reassign", {"staff": "bob", "by": "sup", "role": "supervisor"}),
+                         ("first-response", None), ("notes", {"author": "alice", "text": "x"}),
+                         ("close", {"by": "alice"})):
+        for headers in (HEADERS, REPORTS):
+            resp = client.post(f"{BASE}/{case['id']}/{action}", headers=headers, json=data)
+            assert resp.status_code == 404, (action, resp.status_code)
+    assert counts(app) == before and stored(app, case["id"]).status == HandoffStatus.open

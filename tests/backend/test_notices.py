@@ -115,7 +115,7 @@ def ticket_state(app, ref: str) -> tuple[str, bool]:
         return t.status.value, t.extended
 
 
-def plan_under_review(client, book, channel: str) -> tuple[str, str]:
+def plan_under_review(desk, client, book, channel: str) -> tuple[str, str]:
     """A borrower's plan request on the channel, under review; (reference, conversation)."""
     cust = book.customer("周立")
     loan = book.loan(cust.id, "6000", "0.12", 12, date(2026, 7, 13), paid=4)
@@ -124,7 +124,7 @@ def plan_under_review(client, book, channel: str) -> tuple[str, str]:
     ref = ok(client.post("/api/v1/plan-requests", headers=HEADERS, json={
         "conversation": conv, "channel": channel, "customer_id": cust.id, "loan_id": loan.id,
         "reason_category": "income_drop", "plan_type": "instalment", "months": 12}), 201)["reference"]
-    ok(client.post(f"/api/v1/plan-requests/{ref}/review", headers=HEADERS, json={"by": "alice"}))
+    ok(desk.act(f"/api/v1/plan-requests/{ref}/review", {"by": "alice"}))
     return ref, conv
 
 
@@ -139,26 +139,20 @@ def complaint(client, book, channel: str, category: str = "fees") -> tuple[str, 
 
 
 class Staff:
-    """Decisions the way each caller makes them: the bot-side service API or the signed-in console."""
+    """Decisions the only way they are made: by a staff member signed in to the console (no API key can)."""
 
-    def __init__(self, app, client, via: str) -> None:
+    def __init__(self, app, client, via: str = "console") -> None:
         self.via, self.client = via, client
-        self.console = console_sign_in(app, "agent1", PASSWORD) if via == "console" else None
-        self.actor = "agent1" if via == "console" else "bob"
+        self.console = console_sign_in(app, "agent1", PASSWORD)
+        self.actor = "agent1"
 
     def plan(self, ref: str, action: str, **data):
-        if self.console:
-            return self.console.post(f"/console/api/plans/{ref}/{action}", json=data,
-                                     headers={"X-CSRF-Token": self.console.csrf})
-        return self.client.post(f"/api/v1/plan-requests/{ref}/{action}", headers=HEADERS,
-                                json={"by": self.actor, "role": "agent", **data})
+        return self.console.post(f"/console/api/plans/{ref}/{action}", json=data,
+                                 headers={"X-CSRF-Token": self.console.csrf})
 
     def ticket(self, ref: str, action: str, **data):
-        if self.console:
-            return self.console.post(f"/console/api/complaints/{ref}/{action}", json=data or None,
-                                     headers={"X-CSRF-Token": self.console.csrf})
-        return self.client.post(f"/api/v1/complaints/{ref}/{action}", headers=HEADERS,
-                                json={"by": self.actor, **data})
+        return self.console.post(f"/console/api/complaints/{ref}/{action}", json=data or None,
+                                 headers={"X-CSRF-Token": self.console.csrf})
 
 
 def notice_rows(app, after: int) -> list[tuple]:
@@ -171,9 +165,9 @@ def sent(actor: str, entity: str, ref: str, intent: str, channel: str, via: str)
 
 # --------------------------------------------------------------------------- what is sent
 
-@pytest.mark.parametrize("via, channel", [("actions", "web"), ("console", "wechat"), ("actions", "sms")])
-def test_an_approval_is_told_after_it_is_committed(app, client, book, rasa, via, channel):
-    ref, conv = plan_under_review(client, book, channel)
+@pytest.mark.parametrize("via, channel", [("console", "web"), ("console", "wechat"), ("console", "sms")])
+def test_an_approval_is_told_after_it_is_committed(desk, app, client, book, rasa, via, channel):
+    ref, conv = plan_under_review(desk, client, book, channel)
     who = Staff(app, client, via)
     rasa.take()
     rasa.on_request = lambda r: plan_status(app, r.json["entities"]["reference"])
@@ -189,12 +183,12 @@ def test_an_approval_is_told_after_it_is_committed(app, client, book, rasa, via,
         (who.actor, "plan_request.approved", "plan_request", str(req_id)),
         (who.actor, "notice_sent", "plan_request", str(req_id))]
     assert [(a, act, et, d) for a, act, et, _, d in notice_rows(app, after)] == [
-        sent(who.actor, "plan_request", ref, PLAN, channel, "console" if via == "console" else "actions")]
+        sent(who.actor, "plan_request", ref, PLAN, channel, "console")]
 
 
-@pytest.mark.parametrize("via, channel", [("actions", "wechat"), ("console", "sms"), ("console", "web")])
-def test_a_rejection_is_told(app, client, book, rasa, via, channel):
-    ref, conv = plan_under_review(client, book, channel)
+@pytest.mark.parametrize("via, channel", [("console", "wechat"), ("console", "sms"), ("console", "web")])
+def test_a_rejection_is_told(desk, app, client, book, rasa, via, channel):
+    ref, conv = plan_under_review(desk, client, book, channel)
     who = Staff(app, client, via)
     rasa.take()
     rasa.on_request = lambda r: plan_status(app, r.json["entities"]["reference"])
@@ -207,12 +201,12 @@ def test_a_rejection_is_told(app, client, book, rasa, via, channel):
 
 def test_the_sms_conversation_id_keeps_its_plus_sign(app, client, book, rasa):
     ref, conv = complaint(client, book, "sms")
-    ok(Staff(app, client, "actions").ticket(ref, "start"))
+    ok(Staff(app, client).ticket(ref, "start"))
     (request,) = rasa.take()
     assert conv.startswith("sms:+86") and request.path == f"/conversations/{conv}/trigger_intent"
 
 
-@pytest.mark.parametrize("via", ["actions", "console"])
+@pytest.mark.parametrize("via", ["console"])
 def test_each_complaint_change_and_the_extension_is_told(app, client, book, rasa, via):
     ref, conv = complaint(client, book, "sms")
     other, other_conv = complaint(client, book, "wechat", "service")
@@ -242,10 +236,10 @@ def test_each_complaint_change_and_the_extension_is_told(app, client, book, rasa
 # --------------------------------------------------------------------------- WeChat's 48-hour window
 
 @pytest.mark.parametrize("template", ["", "tmpl-notice"])
-def test_a_decision_asked_for_on_wechat_outside_its_window(app, client, book, rasa, template):
+def test_a_decision_asked_for_on_wechat_outside_its_window(desk, app, client, book, rasa, template):
     """Outside the window WeChat can send only a template: without one (or without the rule allowing
     it) the decision goes by the borrower's next channel (SMS here), not to a WeChat that sends nothing."""
-    ref, conv = plan_under_review(client, book, "wechat")
+    ref, conv = plan_under_review(desk, client, book, "wechat")
     with app.state.sessionmaker() as db:
         cust_id = db.scalar(select(PlanRequest.customer_id).where(PlanRequest.reference == ref))
     set_identity(book.sessionmaker, cust_id, "wechat", last_inbound_at=T0 - timedelta(hours=49))
@@ -256,11 +250,11 @@ def test_a_decision_asked_for_on_wechat_outside_its_window(app, client, book, ra
     try:
         rasa.take()
         after = last_audit_id(app)
-        assert ok(Staff(app, client, "actions").plan(ref, "approve"))["status"] == "approved"
+        assert ok(Staff(app, client).plan(ref, "approve"))["status"] == "approved"
     finally:
         app.state.rules = original
     (request,) = rasa.take()
-    detail = {"reference": ref, "intent": PLAN, "channel": "wechat", "via": "actions"}
+    detail = {"reference": ref, "intent": PLAN, "channel": "wechat", "via": "console"}
     if template:
         assert shape(app, request) == trigger(conv, "wechat", PLAN, ref)
     else:
@@ -273,30 +267,27 @@ def test_a_decision_asked_for_on_wechat_outside_its_window(app, client, book, ra
 
 # --------------------------------------------------------------------------- what is not sent
 
-def test_withdrawal_review_and_other_non_decisions_send_nothing(app, client, book, rasa):
+def test_withdrawal_review_and_other_non_decisions_send_nothing(desk, app, client, book, rasa):
     cust = book.customer("郑浩")
     loan = book.loan(cust.id, "6000", "0.12", 12, date(2026, 7, 13), paid=4)
     ref = ok(client.post("/api/v1/plan-requests", headers=HEADERS, json={
         "conversation": f"web:{cust.id}", "channel": "web", "customer_id": cust.id, "loan_id": loan.id,
         "reason_category": "income_drop", "plan_type": "instalment", "months": 12}), 201)["reference"]
-    ok(client.post(f"/api/v1/plan-requests/{ref}/review", headers=HEADERS, json={"by": "alice"}))
+    ok(desk.act(f"/api/v1/plan-requests/{ref}/review", {"by": "alice"}))
     withdrawn = ok(client.post(f"/api/v1/plan-requests/{ref}/withdraw", headers=HEADERS,
                                json={"customer_id": cust.id}))
     assert withdrawn["status"] == "withdrawn"
     # refused decisions change nothing and tell nobody
-    assert_error(client.post(f"/api/v1/plan-requests/{ref}/approve", headers=HEADERS,
-                             json={"by": "bob", "role": "agent"}), 409, "request_ended")
-    assert_error(client.post(f"/api/v1/plan-requests/{ref}/reject", headers=HEADERS,
-                             json={"by": "bob", "role": "agent", "reason": "无"}), 409, "request_ended")
+    assert_error(desk.act(f"/api/v1/plan-requests/{ref}/approve", {"by": "bob", "role": "agent"}), 409, "request_ended")
+    assert_error(desk.act(f"/api/v1/plan-requests/{ref}/reject", {"by": "bob", "role": "agent", "reason": "无"}), 409, "request_ended")
     cref, conv = complaint(client, book, "wechat", "collection")  # opening one pauses reminders
-    ok(client.post(f"/api/v1/complaints/{cref}/clear-reminder-pause", headers=HEADERS, json={"by": "alice"}))
+    ok(desk.act(f"/api/v1/complaints/{cref}/clear-reminder-pause", {"by": "alice"}))
     assert received(app, rasa) == []
-    ok(client.post(f"/api/v1/complaints/{cref}/close", headers=HEADERS, json={"by": "alice"}))
+    ok(desk.act(f"/api/v1/complaints/{cref}/close", {"by": "alice"}))
     assert received(app, rasa) == [trigger(conv, "wechat", COMPLAINT, cref)]  # only the close is told
-    assert_error(client.post(f"/api/v1/complaints/{cref}/start", headers=HEADERS, json={"by": "alice"}), 409,
+    assert_error(desk.act(f"/api/v1/complaints/{cref}/start", {"by": "alice"}), 409,
                  "complaint_ended")
-    assert_error(client.post(f"/api/v1/complaints/{cref}/extend", headers=HEADERS,
-                             json={"by": "alice", "reason": "再等等"}), 409, "complaint_ended")
+    assert_error(desk.act(f"/api/v1/complaints/{cref}/extend", {"by": "alice", "reason": "再等等"}), 409, "complaint_ended")
     assert received(app, rasa) == []
 
 
@@ -310,8 +301,8 @@ def test_withdrawal_review_and_other_non_decisions_send_nothing(app, client, boo
     ("paused_for_staff", "conversation_paused"),  # 200, but Rasa runs no action in a paused conversation
     ("bot_silent", "no_reply"),  # 200, the action ran, but the bot said nothing (e.g. the backend unreachable)
 ])
-def test_a_failed_notice_leaves_the_decision_standing(app, client, book, rasa, caplog, failure, error):
-    ref, conv = plan_under_review(client, book, "sms")
+def test_a_failed_notice_leaves_the_decision_standing(desk, app, client, book, rasa, caplog, failure, error):
+    ref, conv = plan_under_review(desk, client, book, "sms")
     cref, cconv = complaint(client, book, "wechat")
     if failure == "unreachable":
         app.state.rasa = RasaClient("http://127.0.0.1:9", TOKEN)  # nothing listens on port 9
@@ -325,8 +316,7 @@ def test_a_failed_notice_leaves_the_decision_standing(app, client, book, rasa, c
         rasa.status = int(error.removeprefix("http_"))
     after = last_audit_id(app)
     with caplog.at_level(logging.WARNING, logger="backend.services.notices"):
-        got = ok(client.post(f"/api/v1/plan-requests/{ref}/approve", headers=HEADERS,
-                             json={"by": "bob", "role": "agent"}))
+        got = ok(desk.act(f"/api/v1/plan-requests/{ref}/approve", {"by": "bob", "role": "agent"}))
         assert got["status"] == "approved" and got["reference"] == ref
         ticket = ok(Staff(app, client, "console").ticket(cref, "resolve", resolution="已处理"))
         assert ticket["status"] == "resolved"
@@ -335,7 +325,7 @@ def test_a_failed_notice_leaves_the_decision_standing(app, client, book, rasa, c
             if act in ("plan_request.approved", "complaint.resolved") or act.startswith("notice_")]
     assert [(a, act) for a, act, _ in rows] == [("bob", "plan_request.approved"), ("bob", "notice_failed"),
                                                 ("agent1", "complaint.resolved"), ("agent1", "notice_failed")]
-    assert rows[1][2] == {"reference": ref, "intent": PLAN, "channel": "sms", "via": "actions", "error": error}
+    assert rows[1][2] == {"reference": ref, "intent": PLAN, "channel": "sms", "via": "console", "error": error}
     assert rows[3][2] == {"reference": cref, "intent": COMPLAINT, "channel": "wechat", "via": "console",
                           "error": error}
     logged = [r.getMessage() for r in caplog.records if r.name == "backend.services.notices"]

@@ -18,7 +18,7 @@ from backend.services.outreach.sender import RasaSender
 from backend.services.rasa_api import RasaClient
 from fake_rasa import FakeRasa
 from testkit import (
-    HEADERS, ManualClock, RecordingSender, assert_error, audit_since, last_audit_id, ok, set_customer, set_identity,
+    HEADERS, SCHEDULER, ManualClock, RecordingSender, assert_error, audit_since, last_audit_id, ok, set_customer, set_identity,
     shanghai,
 )
 
@@ -87,7 +87,7 @@ def test_summary_counts_what_the_log_says(app, client, empty_book):
     with app.state.sessionmaker() as db:
         planner.plan_day(db, app.state.rules, date(2026, 12, 7), shanghai(2026, 12, 7, 7))
     dispatch(app, ManualClock(shanghai(2026, 12, 7, 8)), RecordingSender())
-    got = ok(client.get("/api/v1/outreach/summary", headers=HEADERS, params={"since": "2026-12-07T00:00:00+08:00"}))
+    got = ok(client.get("/api/v1/outreach/summary", headers=SCHEDULER, params={"since": "2026-12-07T00:00:00+08:00"}))
     assert got == {
         "since": "2026-12-07T00:00:00+08:00",
         "sent": {"overdue_1": {"sms": 1}, "due_in_3_days": {"sms": 1}},
@@ -96,7 +96,7 @@ def test_summary_counts_what_the_log_says(app, client, empty_book):
         "failed": {}, "rasa_errors": {}, "no_reply": {}, "expired": {},
         "waiting": {"planned": 2, "sending": 0},
     }
-    assert ok(client.get("/api/v1/outreach/summary", headers=HEADERS, params={"since": "2026-12-08T00:00:00"}))["sent"] == {}
+    assert ok(client.get("/api/v1/outreach/summary", headers=SCHEDULER, params={"since": "2026-12-08T00:00:00"}))["sent"] == {}
 
 
 def test_the_dashboard_counts_reminders_sent_answered_and_failed(app, empty_book):
@@ -128,7 +128,7 @@ def fake():
         yield f
 
 
-def test_a_decision_at_22_00_is_told_at_08_00(app, client, empty_book, fake):
+def test_a_decision_at_22_00_is_told_at_08_00(desk, app, client, empty_book, fake):
     cust = empty_book.customer()
     loan = empty_book.loan(cust.id, "6000", "0.12", 12, date(2026, 7, 13), paid=4)
     original_rasa, original_clock = app.state.rasa, app.state.clock
@@ -138,17 +138,16 @@ def test_a_decision_at_22_00_is_told_at_08_00(app, client, empty_book, fake):
         ref = ok(client.post("/api/v1/plan-requests", headers=HEADERS, json={
             "conversation": conv, "channel": "sms", "customer_id": cust.id, "loan_id": loan.id,
             "reason_category": "income_drop", "plan_type": "instalment", "months": 12}), 201)["reference"]
-        ok(client.post(f"/api/v1/plan-requests/{ref}/review", headers=HEADERS, json={"by": "alice"}))
+        ok(desk.act(f"/api/v1/plan-requests/{ref}/review", {"by": "alice"}))
         after = last_audit_id(app)
         app.state.clock.at = shanghai(2026, 11, 23, 22)
-        assert ok(client.post(f"/api/v1/plan-requests/{ref}/reject", headers=HEADERS,
-                              json={"by": "bob", "role": "agent", "reason": "收入证明不足"}))["status"] == "rejected"
+        assert ok(desk.act(f"/api/v1/plan-requests/{ref}/reject", {"by": "bob", "role": "agent", "reason": "收入证明不足"}))["status"] == "rejected"
     finally:
         app.state.rasa, app.state.clock = original_rasa, original_clock
     assert fake.take() == []  # nothing at 22:00
     notices = [r for r in audit_since(app, after) if r[1].startswith("notice_")]
     assert [(a, act, d) for a, act, _, _, d in notices] == [("bob", "notice_deferred", {
-        "reference": ref, "intent": "EXTERNAL_plan_decision", "channel": "sms", "via": "actions",
+        "reference": ref, "intent": "EXTERNAL_plan_decision", "channel": "sms", "via": "console",
         "reason": "window", "until": "2026-11-24T08:00:00+08:00"})]
     clock = ManualClock(shanghai(2026, 11, 24, 7, 59))
     sender = RasaSender(RasaClient(fake.url, TOKEN))
@@ -167,7 +166,7 @@ def test_a_decision_at_22_00_is_told_at_08_00(app, client, empty_book, fake):
         "reference": ref, "intent": "EXTERNAL_plan_decision", "channel": "sms", "via": "scheduler"})]
 
 
-def test_a_dispatch_error_never_fails_the_decision(app, client, empty_book, monkeypatch):
+def test_a_dispatch_error_never_fails_the_decision(desk, app, client, empty_book, monkeypatch):
     monkeypatch.setattr(app.state, "clock", ManualClock(shanghai(2026, 11, 23, 10)))  # inside the window
     cust = empty_book.customer()
     conv = f"sms:{cust.sms_id}"
@@ -180,7 +179,7 @@ def test_a_dispatch_error_never_fails_the_decision(app, client, empty_book, monk
 
     monkeypatch.setattr(dispatcher, "process", broken)
     after = last_audit_id(app)
-    assert ok(client.post(f"/api/v1/complaints/{ref}/start", headers=HEADERS, json={"by": "alice"}))["status"] == \
+    assert ok(desk.act(f"/api/v1/complaints/{ref}/start", {"by": "alice"}))["status"] == \
         "in_progress"
     rows = [(act, d.get("error")) for _, act, _, _, d in audit_since(app, after)]
     assert rows == [("complaint.started", None), ("notice_failed", "internal_error")]

@@ -28,7 +28,7 @@ from backend.core.config import Settings
 from backend.main import create_app
 from backend.models import OutreachAttempt, OutreachNotice
 from fake_rasa import FakeRasa
-from testkit import API_KEY, HEADERS, Book, local, ok, shanghai
+from testkit import BACKEND_API_KEYS, HEADERS, Book, StaffDesk, local, ok, shanghai
 
 TOKEN = "rasa-clock-token"
 END_OF_DAY = time.max
@@ -149,9 +149,9 @@ def make_app(db_url, fake_rasa, tmp_path):
     apps = []
 
     def make(**extra):
-        settings = Settings(DATABASE_URL=db_url, BACKEND_API_KEYS=f"actions:{API_KEY}", APP_FROZEN_DATE="2026-11-23",
+        settings = Settings(DATABASE_URL=db_url, BACKEND_API_KEYS=BACKEND_API_KEYS, APP_FROZEN_DATE="2026-11-23",
                             RASA_URL=fake_rasa.url, RASA_API_TOKEN=TOKEN,
-                            SMS_OUTBOX_PATH=str(tmp_path / "outbox.jsonl"), **extra)
+                            SMS_OUTBOX_PATH=str(tmp_path / "outbox.jsonl"), SMS_OUTBOX_SHOW_CODES=True, **extra)
         app = create_app(settings)
         apps.append(app)
         return app
@@ -163,13 +163,13 @@ def make_app(db_url, fake_rasa, tmp_path):
         app.state.engine.dispose()
 
 
-def plan_under_review(client, book) -> tuple[str, object]:
+def plan_under_review(desk, client, book) -> tuple[str, object]:
     cust = book.customer("周立")
     loan = book.loan(cust.id, "6000", "0.12", 12, date(2026, 7, 13), paid=4)
     ref = ok(client.post("/api/v1/plan-requests", headers=HEADERS, json={
         "conversation": f"sms:{cust.sms_id}", "channel": "sms", "customer_id": cust.id, "loan_id": loan.id,
         "reason_category": "income_drop", "plan_type": "instalment", "months": 12}), 201)["reference"]
-    ok(client.post(f"/api/v1/plan-requests/{ref}/review", headers=HEADERS, json={"by": "alice"}))
+    ok(desk.act(f"/api/v1/plan-requests/{ref}/review", {"by": "alice"}))
     return ref, cust
 
 
@@ -184,10 +184,9 @@ def test_a_decision_at_night_is_told_at_once_under_the_demo_clock(make_app, fake
 
     with time_machine.travel(REAL_NIGHT, tick=True):
         app = make_app(OUTREACH_DEMO_TIME=demo)
-        with TestClient(app) as client:
-            ref, cust = plan_under_review(client, Book(app.state.sessionmaker))
-            got = ok(client.post(f"/api/v1/plan-requests/{ref}/approve", headers=HEADERS,
-                                 json={"by": "bob", "role": "agent"}))
+        with TestClient(app) as client, StaffDesk(app) as desk:
+            ref, cust = plan_under_review(desk, client, Book(app.state.sessionmaker))
+            got = ok(desk.act(f"/api/v1/plan-requests/{ref}/approve", {"by": "bob", "role": "agent"}))
     assert got["status"] == "approved"
     triggers = [r for r in fake_rasa.take() if r.path.endswith("/trigger_intent")]
     n = decision_notice(app, ref)

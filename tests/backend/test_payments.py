@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from testkit import HEADERS, TODAY, D, q
+from testkit import HEADERS, PAYMENTS, TODAY, D, q
 
 START = date(2026, 9, 13)  # 6 monthly instalments from 2026-10-13; the 2nd (2026-11-13) is 10 days overdue today
 RATE = D("0.12")
@@ -20,7 +20,7 @@ def penalty(principal: Decimal, days: int) -> Decimal:
 
 def pay(client, loan_id, amount, reference, **extra):
     body = {"amount": amount, "method": "bank_transfer", "reference": reference, **extra}
-    return client.post(f"/api/v1/loans/{loan_id}/payments", headers=HEADERS, json=body)
+    return client.post(f"/api/v1/loans/{loan_id}/payments", headers=PAYMENTS, json=body)
 
 
 def dec(d: dict) -> dict:
@@ -91,7 +91,7 @@ def test_allocation_penalty_then_fee_then_interest_then_principal(client, book, 
     assert book.counts() == {"payments": before["payments"] + 1, "audit_log": before["audit_log"] + 1}
     audit = book.audit_rows("payment.recorded")[-1]
     assert (audit.actor, audit.action, audit.entity_type, audit.entity_id) == (
-        "actions", "payment.recorded", "loan", str(loan.id))
+        "payments", "payment.recorded", "loan", str(loan.id))
     assert audit.detail == {"amount": "170.18", "reference": reference, "allocation": {
         "penalty": "4.93", "fee": "15.00", "interest": "50.25", "principal": "100.00"}}
     listed = client.get(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS).json()
@@ -243,7 +243,7 @@ def test_bad_payment_is_rejected_and_nothing_is_written(client, book, overdue_lo
     before_state = book.loan_state(overdue_loan.id)
     audit_before = [(a.id, a.action) for a in book.audit_rows()]
 
-    resp = client.post(f"/api/v1/loans/{overdue_loan.id}/payments", headers=HEADERS, json=payload)
+    resp = client.post(f"/api/v1/loans/{overdue_loan.id}/payments", headers=PAYMENTS, json=payload)
     assert resp.status_code == status, resp.text
     err = resp.json()["error"]
     assert err["code"] == code
@@ -271,7 +271,7 @@ def test_duplicate_reference_on_another_loan_is_rejected(client, book, cust):
 
 def test_non_json_body_is_422(client, overdue_loan, book):
     before = book.counts()
-    resp = client.post(f"/api/v1/loans/{overdue_loan.id}/payments", headers={**HEADERS, "content-type": "application/json"},
+    resp = client.post(f"/api/v1/loans/{overdue_loan.id}/payments", headers={**PAYMENTS, "content-type": "application/json"},
                        content=b"amount=10")
     assert resp.status_code == 422
     assert resp.json()["error"]["message_en"]

@@ -19,7 +19,7 @@ from backend.core.config import ROOT, BusinessRules, PlanReviewThresholds, Repay
 from backend.models import AuditLog, Instalment, Loan, PlanRequest, PlanStatus, PlanType
 from backend.services import accounts
 from backend.services import plans as svc
-from testkit import D, HEADERS, ManualClock, TODAY, last_audit_id, ok
+from testkit import D, HEADERS, PAYMENTS, REPORTS, TODAY, ManualClock, StaffDesk, last_audit_id, ok
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
 BASE = "/api/v1/plan-requests"
@@ -61,7 +61,10 @@ def submit(client, cust, loan_id: int, plan_type: str = "instalment", months: in
 
 
 def act(client, ref: str, action: str, **data):
-    return client.post(f"{BASE}/{ref}/{action}", headers=HEADERS, json=data)
+    """The borrower's withdrawal (the bot's key), or a staff decision (through the console)."""
+    if action == "withdraw":
+        return client.post(f"{BASE}/{ref}/{action}", headers=HEADERS, json=data)
+    return StaffDesk.of(client.app).act(f"{BASE}/{ref}/{action}", data)
 
 
 def approve(client, ref: str, by: str = "bob", role: str = "agent", **extra):
@@ -99,7 +102,7 @@ def failed_notice(ref: str, actor: str) -> tuple:
     """The audit row of a decision's notice to the borrower: Rasa is unreachable in this module
     (tests/backend/test_notices.py checks what is sent when it answers)."""
     return (actor, "notice_failed", "plan_request", {"reference": ref, "intent": "EXTERNAL_plan_decision",
-                                                     "channel": "web", "via": "actions", "error": "ConnectError"})
+                                                     "channel": "web", "via": "console", "error": "ConnectError"})
 
 
 def rows(figures: dict) -> list[tuple]:
@@ -516,10 +519,8 @@ def test_states_and_their_refusals(app, client, clock, book):
         "under_review", "审核中", "alice", "2026-11-23T12:00:00+08:00")
     frozen, before = stored(app, ref), counts(app)
     assert_error(act(client, ref, "review", by="carol"), 409, "already_under_review")
-    for data in ({"by": "bob"}, {"by": "bob", "reason": ""}, {"by": "bob", "reason": "   "}, {"reason": "无"}):
-        assert_error(act(client, ref, "reject", **data), 422, "invalid_input")
-    assert_error(act(client, ref, "approve", by="bob"), 422, "invalid_input")  # no role
-    assert_error(act(client, ref, "approve", by="bob", role="manager"), 422, "invalid_input")
+    for data in ({"by": "bob"}, {"by": "bob", "reason": ""}, {"by": "bob", "reason": "   "}):
+        assert_error(act(client, ref, "reject", **data), 422, "reason_required")
     assert stored(app, ref) == frozen and counts(app) == before
 
     audit_from = last_audit_id(app)
@@ -528,7 +529,7 @@ def test_states_and_their_refusals(app, client, clock, book):
         "rejected", "未批准", "bob", "2026-11-23T12:00:00+08:00", "请补充收入证明后重新申请，客户卡号****0123")
     assert loan_rows(app, loan.id) == state  # a rejection leaves the loan alone
     assert audit_since(app, audit_from) == [("bob", "plan_request.rejected", "plan_request", {
-        "reference": ref, "loan_id": loan.id, "role": "agent", "via": "actions"}), failed_notice(ref, "bob")]
+        "reference": ref, "loan_id": loan.id, "role": "agent", "via": "console"}), failed_notice(ref, "bob")]
 
     frozen, before = stored(app, ref), counts(app)
     for action, data in (("review", {"by": "alice"}), ("approve", {"by": "bob", "role": "supervisor"}),
@@ -570,7 +571,7 @@ def test_customer_list_newest_first_and_staff_filters(client, clock, book):
     assert (mine[0]["needs_staff_review"], mine[0]["requires_supervisor"]) == (True, True)
 
     def listed(query: str = "") -> list[str]:
-        return [r["reference"] for r in ok(client.get(f"{BASE}{query}", headers=HEADERS))]
+        return [r["reference"] for r in ok(client.get(f"{BASE}{query}", headers=REPORTS))]
 
     assert listed() == [first, second]  # open ones, oldest first
     assert listed("?needs_staff_review=true") == [second]
@@ -580,7 +581,7 @@ def test_customer_list_newest_first_and_staff_filters(client, clock, book):
     assert listed() == [second]
     assert listed("?status=withdrawn") == [first]
     assert listed("?status=withdrawn&status=submitted") == [first, second]
-    assert_error(client.get(f"{BASE}?status=done", headers=HEADERS), 422, "invalid_input")
+    assert_error(client.get(f"{BASE}?status=done", headers=REPORTS), 422, "invalid_input")
     assert ok(client.get(f"/api/v1/customers/{book.customer().id}/plan-requests", headers=HEADERS)) == []
 
 
@@ -619,9 +620,9 @@ def test_approval_replaces_the_schedule(app, client, clock, book):
     assert audit_since(app, audit_from) == [("bob", "plan_request.approved", "plan_request", {
         "reference": ref, "loan_id": loan.id, "plan_type": "instalment", "months": 6, "role": "agent",
         "amount": "5155.52", "quoted_amount": "5155.52", "replaced_instalments": [2, 3, 4, 5, 6],
-        "new_instalments": 6, "loan_status": "restructured", "via": "actions"}), failed_notice(ref, "bob")]
+        "new_instalments": 6, "loan_status": "restructured", "via": "console"}), failed_notice(ref, "bob")]
     # a payment on the new schedule goes to the first new instalment
-    paid = ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+    paid = ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS,
                           json={"amount": "888.81", "method": "alipay", "reference": f"PLAN{loan.id:06d}"}), 201)
     assert paid["allocation"] == {"penalty": "0.00", "fee": "21.80", "interest": "50.25", "principal": "816.76"}
     after = ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS))
@@ -636,10 +637,10 @@ def test_a_restructured_loan_paid_in_full_is_settled(app, client, clock, book):
     ok(act(client, ref, "approve", by="bob", role="agent", note="已核实"))
     summary = ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS))
     assert (summary["status"], summary["total_outstanding"]) == ("restructured", "5332.84")
-    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS,
                    json={"amount": "5000.00", "method": "bank_transfer", "reference": f"PART{loan.id:06d}"}), 201)
     assert ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS))["status"] == "restructured"
-    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS,
                    json={"amount": "332.84", "method": "bank_transfer", "reference": f"REST{loan.id:06d}"}), 201)
     after = ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS))
     assert (after["status"], after["total_outstanding"], after["instalments_remaining"]) == ("settled", "0.00", 0)
@@ -650,7 +651,7 @@ def test_approval_keeps_what_a_partly_paid_instalment_received(app, client, cloc
     15.00, interest 50.25, then principal 14.56): that instalment is kept, cut down to what it received,
     and everything else goes into the plan (P = 5024.71 - 14.56 = 5010.15)."""
     cust, loan = arrears_loan(book)
-    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS,
                    json={"amount": "100.00", "method": "alipay", "reference": f"PART{loan.id:06d}"}), 201)
     quoted = ok(quote(client, loan.id, "instalment", 6))["quote"]
     assert (quoted["outstanding_principal"], quoted["carried_interest"], quoted["carried_fees"],
@@ -739,7 +740,7 @@ def test_approval_when_no_longer_eligible_is_409_and_changes_nothing(app, client
     ref = ok(submit(client, cust, loan.id), 201)["reference"]
     ok(act(client, ref, "review", by="alice"))
     # the borrower pays off the whole schedule before the decision
-    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS,
+    ok(client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS,
                    json={"amount": str(sum(D(r["amount_outstanding"]) for r in ok(client.get(
                        f"/api/v1/loans/{loan.id}/schedule", headers=HEADERS)))), "method": "alipay",
                          "reference": f"SETTLE{loan.id:06d}"}), 201)
@@ -779,4 +780,4 @@ def test_audit_trail_names_each_actor(app, client, clock, book):
     assert [(actor, action) for actor, action, _, _ in audit_since(app, audit_from)] == [
         ("actions", "plan_request.submitted"), ("alice", "plan_request.review_started"),
         ("bob", "plan_request.approved"), ("bob", "notice_failed")]
-    assert audit_since(app, audit_from)[1][3] == {"reference": ref, "via": "actions"}
+    assert audit_since(app, audit_from)[1][3] == {"reference": ref, "via": "console"}

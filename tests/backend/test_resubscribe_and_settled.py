@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from backend.models import Customer
-from testkit import HEADERS, TODAY, assert_error, audit_since, last_audit_id, ok
+from testkit import HEADERS, PAYMENTS, TODAY, assert_error, audit_since, last_audit_id, ok
 
 
 def customer(client, customer_id: int) -> dict:
@@ -80,7 +80,7 @@ def test_paying_off_through_the_api_sets_settled_on_to_the_payment_date(client, 
     assert paid_on < TODAY
     amount = ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS,
                            params={"as_of": paid_on.isoformat()}))["total_outstanding"]
-    r = client.post(f"/api/v1/loans/{loan.id}/payments", headers=HEADERS, json={
+    r = client.post(f"/api/v1/loans/{loan.id}/payments", headers=PAYMENTS, json={
         "amount": amount, "method": "alipay", "reference": f"SETTLE{loan.id:06d}", "paid_on": paid_on.isoformat()})
     assert r.status_code in (200, 201), r.text
     after = ok(client.get(f"/api/v1/loans/{loan.id}", headers=HEADERS))

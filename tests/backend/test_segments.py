@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from backend.core.config import ROOT, load_rules
 from backend.models import Loan, Customer
 from backend.services.segments import SegmentMetrics, pick_tier
-from testkit import HEADERS
+from testkit import HEADERS, SCHEDULER
 
 RULES = load_rules(ROOT / "config" / "business.yml")
 
@@ -122,7 +122,7 @@ def test_recompute_updates_every_customer(client, app, book, population):
     assert client.get(f"/api/v1/loans/{dpd45_loan.id}", headers=HEADERS).json()["status"] == "overdue"
 
     audit_before = len(book.audit_rows("segments.recomputed"))
-    resp = client.post("/api/v1/segments/recompute", headers=HEADERS)
+    resp = client.post("/api/v1/segments/recompute", headers=SCHEDULER)
     assert resp.status_code == 200, resp.text
     counts = resp.json()
 
@@ -153,11 +153,11 @@ def test_recompute_updates_every_customer(client, app, book, population):
     # one audit row for the run, by the caller named for the key
     rows = book.audit_rows("segments.recomputed")
     assert len(rows) == audit_before + 1
-    assert (rows[-1].actor, rows[-1].entity_type, rows[-1].entity_id) == ("actions", "customer", "*")
+    assert (rows[-1].actor, rows[-1].entity_type, rows[-1].entity_id) == ("scheduler", "customer", "*")
     assert rows[-1].detail == counts
 
     # running it again changes nothing
-    assert client.post("/api/v1/segments/recompute", headers=HEADERS).json() == counts
+    assert client.post("/api/v1/segments/recompute", headers=SCHEDULER).json() == counts
 
 
 def test_two_loans_outstanding_adds_up(client, population):

@@ -20,8 +20,18 @@ from backend.services.ledger import refresh_loan_status
 from backend.services.money import amortize
 
 TODAY = date(2026, 11, 23)
-API_KEY = "test-key"
+API_KEY = "test-key"  # the bot's key (caller name "actions")
 HEADERS = {"X-API-Key": API_KEY}
+# The other callers' keys (backend.core.config.API_KEY_PROFILES): every test app accepts them all.
+SCHEDULER_KEY, PAYMENTS_KEY, REPORTS_KEY, CHANNELS_KEY = ("test-scheduler-key", "test-payments-key",
+                                                          "test-reports-key", "test-channels-key")
+SCHEDULER = {"X-API-Key": SCHEDULER_KEY}
+PAYMENTS = {"X-API-Key": PAYMENTS_KEY}
+REPORTS = {"X-API-Key": REPORTS_KEY}
+CHANNELS = {"X-API-Key": CHANNELS_KEY}
+TEST_API_KEYS = {"actions": API_KEY, "scheduler": SCHEDULER_KEY, "payments": PAYMENTS_KEY, "reports": REPORTS_KEY,
+                 "channels": CHANNELS_KEY}
+BACKEND_API_KEYS = ",".join(f"{name}:{key}" for name, key in TEST_API_KEYS.items())
 CENT = Decimal("0.01")
 
 
@@ -312,3 +322,134 @@ def set_customer(sessionmaker, customer_id: int, **values) -> None:
 
 def shanghai(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
     return datetime(y, m, d, hh, mm, tzinfo=SHANGHAI)
+
+
+# --------------------------------------------------------------------------- staff decisions
+
+class StaffDesk:
+    """Staff decisions are made in the console only (no API key can make them): the staff member named
+    is created on first use with the role given, signed in with a TestClient of their own (again when
+    the session has expired) and acts through /console/api with the session's CSRF token.
+
+    ``act`` takes a decision in the shape the removed /api/v1 staff routes took it (staff named in the
+    body) and makes it through the console, so the tests of the rules behind them stay as they were.
+    Closing a case is the console's hand-back, which resumes the conversation in Rasa first: the desk
+    brings a fake Rasa for it (``rasa``, started on first use). ``StaffDesk.of(app)``: the app's desk."""
+
+    PASSWORD = "desk-test-pass-1"
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._clients: dict[str, TestClient] = {}
+        self._rasa = None
+
+    @classmethod
+    def of(cls, app) -> "StaffDesk":
+        if getattr(app.state, "test_desk", None) is None:
+            app.state.test_desk = cls(app)
+        return app.state.test_desk
+
+    @property
+    def rasa(self):
+        if self._rasa is None:
+            from fake_rasa import FakeRasa
+
+            self._rasa = FakeRasa("desk-token").__enter__()
+        return self._rasa
+
+    def __enter__(self) -> "StaffDesk":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._rasa is not None:
+            self._rasa.__exit__(*exc)
+            self._rasa = None
+
+    def _user(self, username: str, role: str) -> None:
+        from backend.models import StaffUser
+        from backend.services import staff
+
+        with self.app.state.sessionmaker() as db:
+            user = db.scalar(select(StaffUser).where(StaffUser.username == username))
+            if user is None:
+                staff.create_user(db, username, username, role, self.PASSWORD, self.app.state.clock.now(), "test")
+            elif user.role.value != role:
+                user.role = type(user.role)(role)
+            db.commit()
+
+    def _sign_in(self, username: str) -> TestClient:
+        c = TestClient(self.app, follow_redirects=False)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text).group(1)
+        r = c.post("/console/login", data={"username": username, "password": self.PASSWORD, "csrf": csrf})
+        assert r.status_code == 303, r.text
+        c.csrf = re.search(r'data-csrf="([^"]+)"', c.get("/console").text).group(1)
+        self._clients[username] = c
+        return c
+
+    def post(self, username: str, path: str, json=None, role: str = "agent"):
+        """POST /console/api{path} as ``username`` (an agent unless ``role`` says otherwise). Creating
+        and signing in the staff member leaves no audit rows (the desk is the tests' harness: a test's
+        audit trail shows the decisions only)."""
+        with self.app.state.sessionmaker() as db:
+            before = db.scalar(select(func.max(AuditLog.id))) or 0
+        self._user(username, role)
+        for _ in range(2):
+            c = self._clients.get(username) or self._sign_in(username)
+            resp = c.post(f"/console/api{path}", json=json, headers={"X-CSRF-Token": c.csrf})
+            if resp.status_code != 401:
+                break
+            self._clients.pop(username, None)  # the session expired (the tests' clock moves): sign in again
+        with self.app.state.sessionmaker() as db:
+            db.execute(AuditLog.__table__.delete().where(
+                AuditLog.id > before, AuditLog.action.in_(("staff.created", "staff.login", "staff.session_expired"))))
+            db.commit()
+        return resp
+
+    def _with_rasa(self, call):
+        from backend.services.rasa_api import RasaClient
+
+        original = self.app.state.rasa
+        self.app.state.rasa = RasaClient(self.rasa.url, self.rasa.token)
+        try:
+            return call()
+        finally:
+            self.app.state.rasa = original
+
+    def _case(self, case_id: str):
+        from backend.models import HandoffCase
+
+        with self.app.state.sessionmaker() as db:
+            case = db.get(HandoffCase, int(case_id))
+            return (case.status.value, case.assigned_to) if case else (None, None)
+
+    def act(self, path: str, body: dict | None = None):
+        """The decision the removed route ``/api/v1/<kind>/<id>/<action>`` took, through the console."""
+        body = dict(body or {})
+        m = re.fullmatch(r"/api/v1/(plan-requests|complaints|handoffs)/([^/]+)/([\w-]+)", path)
+        assert m, path
+        kind, ident, action = m.groups()
+        by = body.pop("by", None)
+        role = body.pop("role", "agent") or "agent"
+        if kind == "plan-requests":
+            return self.post(by, f"/plans/{ident}/{action}", body or None, role)
+        if kind == "complaints":
+            return self.post(by, f"/complaints/{ident}/{action}", body or None, role)
+        if action == "claim":
+            return self.post(body["staff"], f"/cases/{ident}/claim")
+        if action == "reassign":
+            self._user(body["staff"], "agent")
+            return self.post(by, f"/cases/{ident}/reassign", {"staff": body["staff"]}, role)
+        if action == "notes":
+            return self.post(body.pop("author"), f"/cases/{ident}/notes", body)
+        status, assigned = self._case(ident)
+        if action == "first-response":  # the assigned staff member's first reply
+            return self._with_rasa(lambda: self.post(assigned or "desk-agent", f"/cases/{ident}/reply",
+                                                      {"text": "您好，我是人工客服"}))
+        if action == "close":  # hand the conversation back (closes the case), claimed first if waiting
+            if status == "open":
+                self.post(by, f"/cases/{ident}/claim")
+            elif status == "claimed" and assigned != by:
+                self.post("desk-supervisor", f"/cases/{ident}/reassign", {"staff": by}, "supervisor")
+            return self._with_rasa(lambda: self.post(assigned if status == "closed" and assigned else by,
+                                                      f"/cases/{ident}/hand-back"))
+        raise AssertionError(path)

@@ -82,12 +82,13 @@ def test_one_borrower_three_channels_one_customer_three_contexts(both):
     assert total in "".join(wait_reply(twilio, number, seen, "¥"))
 
     # Web chat, signed in as the same customer.
-    token = jwt.encode({"sub": f"web:{cid}", "customer_id": cid,
+    web_sender = stack.web_sender(cid)
+    token = jwt.encode({"sub": web_sender, "customer_id": cid,
                         "exp": int(datetime.now().timestamp()) + 600}, stack.env["WEBCHAT_JWT_SECRET"], algorithm="HS256")
     assert total in asyncio.run(_web_ask(stack.rasa_url, token, "我还欠多少钱"))
 
     # One customer record: every channel identity points at it, and the promise made on WeChat is its.
-    for channel, external in (("wechat", openid), ("sms", number), ("web", str(cid))):
+    for channel, external in (("wechat", openid), ("sms", number), ("web", web_sender.removeprefix("web:"))):
         ident = stack.backend(f"/identities/{channel}/{external}").json()
         assert (ident["customer_id"], ident["verified"], ident["status"]) == (cid, True, "active"), channel
     (promise,) = stack.backend(f"/customers/{cid}/promises").json()
@@ -101,4 +102,4 @@ def test_one_borrower_three_channels_one_customer_three_contexts(both):
 
     assert user_texts(f"wechat:{openid}") == ["我还欠多少钱", "后天一定还"]
     assert user_texts(f"sms:{number}") == ["我还欠多少钱"]
-    assert user_texts(f"web:{cid}") == ["我还欠多少钱"]
+    assert user_texts(web_sender) == ["我还欠多少钱"]

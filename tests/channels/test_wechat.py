@@ -331,9 +331,12 @@ def test_more_than_five_messages_per_user_message_fall_back_to_template(wx):
 
 def test_outside_the_48_hour_window_a_template_with_short_fields_is_sent(wx, bound):
     openid = bound[3][0]
-    with wx.stack.db() as conn:
+    from backend.core.crypto import PiiCipher
+
+    lookup = PiiCipher(wx.stack.env["PII_ENCRYPTION_KEY"], wx.stack.env["PII_HASH_KEY"]).lookup_hash(openid)
+    with wx.stack.db() as conn:  # openids are stored encrypted: found by their keyed hash
         conn.execute("UPDATE channel_identities SET last_inbound_at = '2020-01-01 08:00:00.000000' "
-                     "WHERE channel = 'wechat' AND external_id = ?", (openid,))
+                     "WHERE channel = 'wechat' AND external_id_hash = ?", (lookup,))
     text = "您的借款本期应还款日为12月15日（周二），\n应还金额 ¥1,234.56，请在还款日前存入足额款项，感谢配合。"
     wx.push(openid, [{"event": "bot", "text": text}])
     (tpl,) = wx.fake.wait_for(lambda: wx.fake.requests("message/template/send", openid))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -31,6 +31,17 @@ class RunningStack:
     env: dict[str, str]
     rasa_url: str
     backend_url: str
+    _web_senders: dict[int, str] = field(default_factory=dict)
+
+    def web_sender(self, customer_id: int) -> str:
+        """The sender id of a signed-in web chat conversation of this customer ("web:s-<random>",
+        opened by the backend as /webchat/login/verify would; never the customer number). One per
+        customer for the stack's life, as "web:<customer id>" was before."""
+        if customer_id not in self._web_senders:
+            r = self.backend_post("/webchat/sessions", json={"customer_id": customer_id})
+            r.raise_for_status()
+            self._web_senders[customer_id] = r.json()["sender_id"]
+        return self._web_senders[customer_id]
 
     def say(self, sender: str, text: str) -> list[dict]:
         r = httpx.post(f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
@@ -47,9 +58,12 @@ class RunningStack:
         return httpx.post(f"{self.backend_url}/api/v1{path}", headers={"X-API-Key": API_KEY}, timeout=30, **kw)
 
     def db(self):
+        """The stack's database, personal numbers shown decrypted (tests/e2e/pii_db.py)."""
         import sqlite3
 
-        return sqlite3.connect(self.env["DATABASE_URL"].removeprefix("sqlite:///"))
+        from pii_db import connect
+
+        return connect(self.env["DATABASE_URL"].removeprefix("sqlite:///"), self.env)
 
     def last_sms(self) -> dict:
         import json
@@ -65,16 +79,17 @@ def running_stack(run_dir: Path, databases: dict[str, str]):
         **ports,
         "BACKEND_URL": f"http://127.0.0.1:{ports['BACKEND_PORT']}",
         "RASA_PUBLIC_URL": f"http://127.0.0.1:{ports['RASA_PORT']}",
-        "BACKEND_API_KEYS": f"actions:{API_KEY}",
+        "BACKEND_API_KEYS": f"actions:{API_KEY},payments:e2e-payments-key",  # payments: the tests' gateway
         "BACKEND_API_KEY": API_KEY,
         "SMS_PROVIDER": "outbox",
         "SMS_OUTBOX_PATH": str(run_dir / "sms_outbox.jsonl"),
+        "SMS_OUTBOX_SHOW_CODES": "true",  # the tests read codes and numbers from the outbox (last_sms)
         "OUTREACH_DEMO_TIME": "10:00",  # backend and scheduler at 10:00 today: inside the contact window at any hour
         **databases,  # the caller's settings win (databases, SMS provider, channel fakes)
     }
     s = Stack.from_env(run_dir, overrides, with_scheduler=False)
     env = s._child_env()
-    subprocess.run([APP_PY, "-m", "backend.cli", "setup", "--count", "200"], cwd=ROOT, env=env, check=True)
+    subprocess.run([APP_PY, "-m", "backend.cli", "setup", "--count", "320"], cwd=ROOT, env=env, check=True)
     model = subprocess.run([BOT_PY, "-m", "bot.launch", "model"], cwd=ROOT, env=env, check=True,
                            capture_output=True, text=True).stdout.strip()
     if not Path(model).exists():

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from console_client import ConsoleUser  # noqa: E402
-from webchat_page import ask, borrower, say, sign_in  # noqa: E402
+from webchat_page import ask, borrower, page_sender, say, sign_in  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
@@ -36,7 +36,7 @@ def test_borrower_and_staff_in_two_browsers(stack, browser):
     sign_in(chat, stack, phone)
     reply = ask(chat, "转人工")
     assert "已为您转接人工客服" in reply or "现在不在服务时间" in reply
-    case = stack.backend(f"/handoffs/by-conversation/web:{cid}").json()
+    case = stack.backend(f"/handoffs/by-conversation/{page_sender(chat)}").json()
 
     desk = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
     console_sign_in(desk, stack, "agent1")

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -115,7 +116,7 @@ def test_wrong_person_gets_an_apology_and_never_a_figure(stack):
 
 def test_schedule_status_history_and_payoff_match_the_backend(stack):
     cid, phone, idn, loan = one_open_loan(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     schedule = [r for r in stack.backend(f"/loans/{loan['id']}/schedule").json() if r["amount_outstanding"] != "0.00"]
     reply = stack.texts(sender, "每个月几号还款，还剩几期")
     assert f"还剩 {len(schedule)} 期" in reply
@@ -142,15 +143,15 @@ def test_payoff_for_a_named_date_equals_the_backend_quote(stack):
     cid, phone, idn, loan = one_open_loan(stack)
     tomorrow = (today() + timedelta(days=1)).isoformat()
     quote = stack.backend(f"/loans/{loan['id']}/payoff", params={"date": tomorrow}).json()
-    reply = stack.texts(f"web:{cid}", "明天一次性提前还清要多少")
+    reply = stack.texts(stack.web_sender(cid), "明天一次性提前还清要多少")
     assert cn_day(tomorrow) in reply and yuan(quote["total"]) in reply
-    stack.texts(f"web:{cid}", "不用登记")  # the quote's question answered: the form is done
+    stack.texts(stack.web_sender(cid), "不用登记")  # the quote's question answered: the form is done
 
 
 def test_several_loans_ask_which_one(stack):
     cid, *_ = customers(stack, "SUM(l.status IN ('active', 'overdue')) >= 2")[0]
     loans = [l for l in stack.backend(f"/customers/{cid}/loans").json() if l["status"] in ("active", "overdue")]
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     msgs = stack.say(sender, "我还欠多少钱")
     buttons = [b for m in msgs for b in m.get("buttons", [])]
     assert [b["title"] for b in buttons] == [f"{l['product_name']}（尾号{l['loan_no_last4']}）" for l in loans]
@@ -162,7 +163,7 @@ def test_several_loans_ask_which_one(stack):
 
 def test_promise_to_pay_is_recorded_and_confirmed(stack):
     cid, phone, idn, loan = one_open_loan(stack)
-    reply = stack.texts(f"web:{cid}", "后天一定还")
+    reply = stack.texts(stack.web_sender(cid), "后天一定还")
     promised = (today() + timedelta(days=2)).isoformat()
     (promise,) = stack.backend(f"/customers/{cid}/promises").json()
     assert promise["promised_date"] == promised and promise["loan_id"] == loan["id"]
@@ -171,10 +172,11 @@ def test_promise_to_pay_is_recorded_and_confirmed(stack):
 
 def test_report_payment_made_checks_the_backend(stack):
     cid, phone, idn, loan = one_open_loan(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     ref = f"E2E{uuid.uuid4().hex[:12]}"
-    assert stack.backend_post(f"/loans/{loan['id']}/payments",
-                              json={"amount": "100.00", "method": "bank_transfer", "reference": ref}).status_code == 201
+    assert httpx.post(f"{stack.backend_url}/api/v1/loans/{loan['id']}/payments",  # the payment gateway's key
+                      json={"amount": "100.00", "method": "bank_transfer", "reference": ref},
+                      headers={"X-API-Key": "e2e-payments-key"}, timeout=30).status_code == 201
     reply = stack.texts(sender, "我已经还了啊")
     assert f"的还款 {yuan('100.00')}" in reply
 
@@ -182,13 +184,13 @@ def test_report_payment_made_checks_the_backend(stack):
 def test_traditional_characters_and_full_width_digits(stack):
     cid, phone, idn, loan = one_open_loan(stack)
     loan = stack.backend(f"/loans/{loan['id']}").json()
-    reply = stack.texts(f"web:{cid}", "我還欠多少錢？")
+    reply = stack.texts(stack.web_sender(cid), "我還欠多少錢？")
     assert yuan(loan["total_outstanding"]) in reply
 
 
 def test_interest_question_answers_from_the_knowledge_base_with_the_rate(stack):
     cid, phone, idn, loan = one_open_loan(stack)
-    reply = stack.texts(f"web:{cid}", "你们利息是怎么算的")
+    reply = stack.texts(stack.web_sender(cid), "你们利息是怎么算的")
     assert "等额本息" in reply
     assert f"{Decimal(loan['annual_rate']) * 100:.2f}%" in reply
 

@@ -174,7 +174,7 @@ def borrower(stack: RunningStack, sc: dict) -> tuple[str, int | None, dict | Non
             continue
         _used.add(cid)
         channel = PROFILES[who][2]
-        sender = f"{channel}:{external}" if channel else f"web:{cid}"
+        sender = f"{channel}:{external}" if channel else stack.web_sender(cid)
         return sender, cid, loan
     pytest.fail(f"no unused demo borrower fits who={who} needs={needs}")
 
@@ -218,9 +218,9 @@ def run_setup(stack: RunningStack, sc: dict, loan: dict | None) -> None:
     assert loan is not None, "a payment needs a borrower"
     when = pay["date"]
     paid_on = free_day(stack, loan, when) if set(when) & suite.SETUP_DATESPECS else resolve(when)
-    r = stack.backend_post(f"/loans/{loan['id']}/payments", json={
+    r = httpx.post(f"{stack.backend_url}/api/v1/loans/{loan['id']}/payments", json={  # the payment gateway's key
         "amount": pay["amount"], "paid_on": paid_on.isoformat(), "method": "bank_transfer",
-        "reference": f"E2E{uuid.uuid4().hex[:12]}"})
+        "reference": f"E2E{uuid.uuid4().hex[:12]}"}, headers={"X-API-Key": "e2e-payments-key"}, timeout=30)
     assert r.status_code == 201, r.text
 
 

@@ -29,7 +29,7 @@ def _customer_with_overdue_loan(stack) -> tuple[int, dict]:
 
 def test_borrower_asks_what_they_owe_and_gets_the_true_amount(stack):
     cid, loan = _customer_with_overdue_loan(stack)
-    reply = stack.texts(f"web:{cid}", "我还欠多少钱")
+    reply = stack.texts(stack.web_sender(cid), "我还欠多少钱")
 
     assert yuan(loan["total_outstanding"]) in reply
     assert yuan(loan["outstanding_principal"]) in reply
@@ -44,21 +44,20 @@ def test_borrower_asks_what_they_owe_and_gets_the_true_amount(stack):
 
 def test_greeting_then_balance_in_one_conversation(stack):
     cid, loan = _customer_with_overdue_loan(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     assert "您好" in stack.texts(sender, "你好")
     assert yuan(loan["total_outstanding"]) in stack.texts(sender, "我这个月要还多少")
 
 
 def test_unknown_sender_sees_no_figures(stack):
-    reply = stack.texts("web:99999999", "我还欠多少钱")
+    reply = stack.texts("web:s-00000000000000000000000000000000", "我还欠多少钱")  # no such web session
     assert "核实身份" in reply and "手机号" in reply
     assert "¥" not in reply and not re.search(r"\d{3,}", reply)
 
 
 def test_replies_never_carry_the_full_phone_number(stack):
     cid, _ = _customer_with_overdue_loan(stack)
-    db = stack.env["DATABASE_URL"].removeprefix("sqlite:///")
-    with sqlite3.connect(db) as conn:
+    with stack.db() as conn:  # decrypted view: the numbers as the borrower knows them
         phone, id_number = conn.execute("SELECT phone, id_number FROM customers WHERE id = ?", (cid,)).fetchone()
-    reply = stack.texts(f"web:{cid}", "查一下我的欠款")
+    reply = stack.texts(stack.web_sender(cid), "查一下我的欠款")
     assert phone not in reply and id_number not in reply

@@ -54,7 +54,7 @@ def expected_wait_text(case: dict, created: dict) -> str:
 
 def test_request_human_opens_a_case_pauses_and_staff_take_over(stack):
     cid = stack.db().execute("SELECT customer_id FROM loans WHERE status = 'active' LIMIT 1").fetchone()[0]
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     stack.texts(sender, "你好")
     reply = stack.texts(sender, "转人工")
     case = case_of(stack, sender)
@@ -124,12 +124,12 @@ def test_vip_or_high_risk_customer_asking_for_a_plan_goes_to_a_person(stack):
                            "ORDER BY id LIMIT 1").fetchone()[0]
         low = conn.execute("SELECT c.id FROM customers c JOIN loans l ON l.customer_id = c.id WHERE c.risk_tier = 'low' "
                            "AND c.value_tier != 'vip' AND l.status = 'active' ORDER BY c.id LIMIT 1").fetchone()[0]
-    stack.texts(f"web:{cid}", "你好")
-    stack.texts(f"web:{cid}", "我失业了还不上，能不能协商分期")
-    assert case_of(stack, f"web:{cid}")["reason"] == "vip_plan"
-    stack.texts(f"web:{low}", "你好")
-    answer = stack.texts(f"web:{low}", "我失业了还不上，能不能协商分期")
-    assert stack.backend(f"/handoffs/by-conversation/web:{low}").status_code == 404
+    stack.texts(stack.web_sender(cid), "你好")
+    stack.texts(stack.web_sender(cid), "我失业了还不上，能不能协商分期")
+    assert case_of(stack, stack.web_sender(cid))["reason"] == "vip_plan"
+    stack.texts(stack.web_sender(low), "你好")
+    answer = stack.texts(stack.web_sender(low), "我失业了还不上，能不能协商分期")
+    assert stack.backend(f"/handoffs/by-conversation/{stack.web_sender(low)}").status_code == 404
     assert "代理" in answer or "协商" in answer
 
 
@@ -153,7 +153,9 @@ def test_a_new_session_does_not_silently_end_a_handoff(stack):
     waiting, closed = anon(), anon()
     for sender in (waiting, closed):
         stack.texts(sender, "转人工")
-    stack.backend_post(f"/handoffs/{case_of(stack, closed)['id']}/close", json={"by": "agent1"})
+    agent, closed_id = staff(stack), case_of(stack, closed)["id"]  # closed in the console (resumes, asks a rating)
+    agent.post(f"/cases/{closed_id}/claim")
+    agent.post(f"/cases/{closed_id}/hand-back")
     for sender in (waiting, closed):
         _age_conversation(stack, sender, 2 * 3600)
 

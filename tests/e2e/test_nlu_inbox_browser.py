@@ -167,8 +167,9 @@ def test_live_misunderstanding_to_reviewed_training_example(stack, browser, tmp_
         assert conn.execute("SELECT actor, action FROM audit_log WHERE entity_type = 'nlu_review_item' AND entity_id = ? "
                             "ORDER BY id", (str(flagged["id"]),)).fetchall() == [
             ("agent1", "nlu_review.recorded"), ("agent1", "nlu_review.flagged")]
-    assert stack.backend_post(f"/handoffs/{case['id']}/claim", json={"staff": "agent1"}).status_code == 200
-    assert stack.backend_post(f"/handoffs/{case['id']}/close", json={"by": "agent1"}).status_code == 200
+    agent = ConsoleUser(stack.backend_url, "agent1", stack.env["CONSOLE_DEMO_PASSWORD"])  # staff close it, signed in
+    agent.post(f"/cases/{case['id']}/claim")
+    assert agent.post(f"/cases/{case['id']}/hand-back")["status"] == "closed"
 
     # ----- 5. the export writes exactly the corrected example
     out = tmp_path / "reviewed.yml"

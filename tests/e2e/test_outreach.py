@@ -155,5 +155,7 @@ def test_reminders_reach_sms_and_the_open_web_chat_once_and_replies_land_in_cont
     assert len(outbox(stack)) == before
 
     # The borrower's answer to the reminder goes straight into the plan request.
-    reply = stack.texts(f"web:{web_cid}", "好的，能不能分期？")
+    # (in the conversation the reminder went to: the web session the page signed in to)
+    ((web_sender,),) = rows(stack, "SELECT conversation FROM outreach_notices WHERE notice_id = ?", web_notice[0])
+    reply = stack.texts(web_sender, "好的，能不能分期？")
     assert "协商还款申请" in reply

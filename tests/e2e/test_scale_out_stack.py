@@ -48,9 +48,10 @@ def test_balance_answer_and_conversation_stored_in_postgres(pg_stack):
     import psycopg
 
     (loan,) = [l for l in pg_stack.backend("/customers/1/loans").json()][:1]
-    reply = pg_stack.texts("web:1", "我还欠多少钱")
+    sender = pg_stack.web_sender(1)
+    reply = pg_stack.texts(sender, "我还欠多少钱")
     assert f"¥{Decimal(loan['total_outstanding']):,.2f}" in reply
     tracker_db = pg_stack.env["RASA_TRACKER_URL"]
     with psycopg.connect(tracker_db) as conn:
-        (n,) = conn.execute("SELECT count(*) FROM events WHERE sender_id = 'web:1'").fetchone()
+        (n,) = conn.execute("SELECT count(*) FROM events WHERE sender_id = %s", (sender,)).fetchone()
     assert n > 0

@@ -61,7 +61,7 @@ def masked(name: str) -> str:
 
 def test_another_lenders_question_gets_the_policy_answer_and_no_figures(stack):
     cid, phone, name, loan = overdue_borrower(stack)
-    sender = f"web:{cid}"  # a verified borrower: our figures would be at hand
+    sender = stack.web_sender(cid)  # a verified borrower: our figures would be at hand
     reply = stack.texts(sender, "借呗这个月还欠多少")
     assert reply.startswith("您问的是「借呗」吧。我是示例消费金融的客服助手，只能查询和办理您在我们这里的借款")
     assert "¥" not in reply

@@ -13,7 +13,7 @@ import pytest
 import socketio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from webchat_page import ask, borrower, sign_in, yuan  # noqa: E402
+from webchat_page import ask, borrower, page_sender, sign_in, yuan  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def test_sign_in_ask_balance_reload_and_receive_a_live_message(stack, browser):
     page.wait_for_function("document.getElementById('status').textContent === '已连接'")
     assert yuan(loan["total_outstanding"]) in page.locator(".messages").inner_text()  # history kept
 
-    r = httpx.post(f"{stack.rasa_url}/conversations/web:{cid}/tracker/events",
+    r = httpx.post(f"{stack.rasa_url}/conversations/{page_sender(page)}/tracker/events",
                    params={"output_channel": "socketio", "execute_side_effects": "true",
                            "token": stack.env["RASA_API_TOKEN"]},
                    json={"event": "bot", "text": "温馨提示：这是一条主动消息。"}, timeout=30)
@@ -111,11 +111,14 @@ def run(coro):
 
 def test_socket_sender_comes_from_the_token_never_from_the_browser(stack):
     secret = stack.env["WEBCHAT_JWT_SECRET"]
-    good = jwt.encode({"sub": "web:7", "customer_id": 7, "exp": 4102444800}, secret, algorithm="HS256")
-    forged = jwt.encode({"sub": "web:7", "customer_id": 7, "exp": 4102444800}, "not-the-secret", algorithm="HS256")
-    expired = jwt.encode({"sub": "web:7", "customer_id": 7, "exp": 1000}, secret, algorithm="HS256")
+    sender = stack.web_sender(7)  # "web:s-<random>": a session is never named by the customer number
+    good = jwt.encode({"sub": sender, "customer_id": 7, "exp": 4102444800}, secret, algorithm="HS256")
+    forged = jwt.encode({"sub": sender, "customer_id": 7, "exp": 4102444800}, "not-the-secret", algorithm="HS256")
+    expired = jwt.encode({"sub": sender, "customer_id": 7, "exp": 1000}, secret, algorithm="HS256")
+    numbered = jwt.encode({"sub": "web:7", "customer_id": 7, "exp": 4102444800}, secret, algorithm="HS256")
     url = stack.rasa_url
-    assert run(_session(url, {"token": good}, "web:9")) == "web:7"
+    assert run(_session(url, {"token": good}, "web:9")) == sender
+    assert run(_session(url, {"token": numbered}, None)) is None  # an old-style "web:<customer id>" token
     anon = run(_session(url, None, "web:9"))
     assert anon.startswith("web:anon-") and anon != "web:9"
     assert run(_session(url, None, anon)) == anon  # an anonymous visitor keeps its own conversation

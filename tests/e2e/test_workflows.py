@@ -94,7 +94,7 @@ def console(stack, user: str = "agent1") -> ConsoleUser:
 
 def test_twelve_month_plan_quoted_confirmed_approved_and_the_new_schedule_answers(stack):
     cid, loan = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     stack.texts(sender, "你好")
     quote = stack.backend(f"/loans/{loan['id']}/plan-quote", params={"plan_type": "instalment", "months": 12}).json()
     q = quote["quote"]
@@ -143,7 +143,7 @@ def test_twelve_month_plan_quoted_confirmed_approved_and_the_new_schedule_answer
 
 def test_interrupted_plan_form_answers_and_returns_then_invalid_months_end_with_a_person_offered(stack):
     cid, loan = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     asked = stack.texts(sender, "能不能申请延期")
     assert "什么原因导致还款困难" in asked
     # A question instead of the reason is answered, and the reason asked again.
@@ -171,7 +171,7 @@ def test_interrupted_plan_form_answers_and_returns_then_invalid_months_end_with_
 
 def test_cancel_and_abandoned_plan_forms_store_nothing(stack):
     cid, _ = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     stack.texts(sender, "想申请分期还款")
     cancelled = stack.texts(sender, "算了")
     assert "已取消，没有提交任何内容" in cancelled
@@ -187,7 +187,7 @@ def test_cancel_and_abandoned_plan_forms_store_nothing(stack):
 
 def test_withdrawing_a_request_and_asking_by_reference(stack):
     cid, _ = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     stack.texts(sender, "我生病住院了，想延期3期")
     stack.texts(sender, "确认")
     ((reference, *_),) = plan_rows(stack, cid)
@@ -199,14 +199,14 @@ def test_withdrawing_a_request_and_asking_by_reference(stack):
 
     # Someone else's reference reveals nothing.
     other, _ = fresh_borrower(stack)
-    assert "没有查到您的还款计划申请" in stack.texts(f"web:{other}", f"帮我查一下{reference}")
+    assert "没有查到您的还款计划申请" in stack.texts(stack.web_sender(other), f"帮我查一下{reference}")
 
 
 # --------------------------------------------------------------------------- early settlement
 
 def test_early_settlement_quote_equals_the_payoff_endpoint_and_the_intent_is_recorded(stack):
     cid, loan = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     settle_on = today() + timedelta(days=10)
     words = f"{settle_on.month}月{settle_on.day}日"
     payoff = stack.backend(f"/loans/{loan['id']}/payoff", params={"date": settle_on.isoformat()}).json()
@@ -223,7 +223,7 @@ def test_early_settlement_quote_equals_the_payoff_endpoint_and_the_intent_is_rec
 
 def test_early_settlement_past_date_is_re_asked_and_no_means_no_record(stack):
     cid, loan = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     first = stack.texts(sender, "我想今天提前结清")
     payoff = stack.backend(f"/loans/{loan['id']}/payoff").json()
     assert f"需还款 {yuan(payoff['total'])}" in first  # today, when no date is named
@@ -239,7 +239,7 @@ def test_early_settlement_past_date_is_re_asked_and_no_means_no_record(stack):
 
 def test_collection_complaint_gets_a_reference_deadline_priority_pause_and_status(stack):
     cid, _ = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     words = "你们催收天天打电话骚扰我，还打给我同事13912345678"
     start = stack.texts(sender, words)
     assert "我来为您登记投诉" in start and "您希望我们怎样处理" in start  # category and story were in the message
@@ -261,7 +261,7 @@ def test_collection_complaint_gets_a_reference_deadline_priority_pause_and_statu
     assert f"您的投诉（编号 {ref}，催收方式）目前状态：已受理" in status
 
     # Staff start working it: the borrower is told.
-    stack.backend_post(f"/complaints/{ref}/start", json={"by": "agent1"})
+    console(stack).post(f"/complaints/{ref}/start")
     assert f"您的投诉（编号 {ref}）有新进展" in last_bot_texts(stack, sender, 1)
 
     # The same topic again within 7 days is added to the open ticket, not duplicated.
@@ -298,7 +298,7 @@ def test_another_request_inside_a_form_is_noted_and_offered_after_it(stack):
     """A payoff quote waits for 「登记」; 「后天一定还」 is another request: noted, the quote asked
     again, offered once the settlement is answered; nothing recorded unasked."""
     cid, loan = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     assert "需要为您登记这次提前结清的意向吗" in stack.texts(sender, "我想今天提前结清")
     reply = stack.texts(sender, "后天一定还")
     assert "登记还款承诺我记下了" in reply and "需要为您登记这次提前结清的意向吗" in reply
@@ -316,7 +316,7 @@ def test_another_request_inside_a_form_is_noted_and_offered_after_it(stack):
 def test_a_date_after_a_settlement_quote_re_quotes(stack):
     """「那下个月15号还清呢」 (read as a promise by the classifier) is a new date for the quote."""
     cid, loan = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     stack.texts(sender, "我想今天提前结清")
     reply = stack.texts(sender, "那下个月15号还清呢")
     t = today()
@@ -328,7 +328,7 @@ def test_a_date_after_a_settlement_quote_re_quotes(stack):
 
 def test_a_promise_over_the_balance_is_re_asked(stack):
     cid, loan = fresh_borrower(stack)
-    sender = f"web:{cid}"
+    sender = stack.web_sender(cid)
     reply = stack.texts(sender, "明天还100万")
     assert (f"¥1,000,000.00超过了您{loan['product_name']}（尾号{loan['loan_no_last4']}）剩余应还的 "
             f"{yuan(loan['total_outstanding'])}，请重新告诉我打算还多少。") in reply
@@ -348,8 +348,8 @@ def test_a_payment_on_a_named_day_last_month_is_found_beyond_the_default_window(
     taken = {p["paid_on"] for p in stack.backend(f"/loans/{loan['id']}/payments").json()}
     paid_on = next(last_month.replace(day=d) for d in range(10, 28)
                    if last_month.replace(day=d).isoformat() not in taken)
-    assert stack.backend_post(f"/loans/{loan['id']}/payments", json={
+    assert httpx.post(f"{stack.backend_url}/api/v1/loans/{loan['id']}/payments", json={  # the payment gateway's key
         "amount": "123.45", "paid_on": paid_on.isoformat(), "method": "bank_transfer",
-        "reference": f"E2E{uuid.uuid4().hex[:12]}"}).status_code == 201
-    reply = stack.texts(f"web:{cid}", f"我上个月{paid_on.day}号就还了")
+        "reference": f"E2E{uuid.uuid4().hex[:12]}"}, headers={"X-API-Key": "e2e-payments-key"}, timeout=30).status_code == 201
+    reply = stack.texts(stack.web_sender(cid), f"我上个月{paid_on.day}号就还了")
     assert f"已收到您{cn_day(paid_on.isoformat())}的还款 {yuan('123.45')}" in reply

@@ -44,3 +44,8 @@ def say(page, text):
     """Send without waiting for an answer (while a person has the conversation the bot is silent)."""
     page.fill("#text", text)
     page.click(".composer button")
+
+
+def page_sender(page) -> str:
+    """The conversation id the signed-in page chats as (「web:s-…」, opaque): the key of its history."""
+    return page.evaluate("Object.keys(localStorage).find(k => k.startsWith('chat.history:')).slice(13)")

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from backend.api.deps import DB, Caller, Today
+from backend.api.deps import DB, ApiRoute, Scoped, Today
 from backend.schemas import BindIn, IdentityOut, IdentityStatusIn, InboundIn, InboundOut, SmsSendIn
 from backend.services import accounts, channels
 from backend.services.sms import send_sms
 
-router = APIRouter(prefix="/api/v1", tags=["channels"])
+router = APIRouter(prefix="/api/v1", tags=["channels"], route_class=ApiRoute)
+Caller = Scoped("channels")
+Binder = Scoped("identities:write")
 
 
 @router.post("/channels/inbound", response_model=InboundOut)
@@ -25,7 +27,7 @@ def identity_status(channel: str, external_id: str, data: IdentityStatusIn, db: 
 
 
 @router.post("/identities/{channel}/{external_id}/bind", response_model=IdentityOut)
-def bind(channel: str, external_id: str, data: BindIn, db: DB, clock: Today, caller: Caller):
+def bind(channel: str, external_id: str, data: BindIn, db: DB, clock: Today, caller: Binder):
     """Bind e.g. a WeChat openid to the customer this conversation just verified by SMS code."""
     channels.bind(db, channel, external_id, data.customer_id, clock.now(), caller)
     return accounts.get_identity(db, channel, external_id)

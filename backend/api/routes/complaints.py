@@ -1,8 +1,6 @@
-"""Complaint tickets: the bot files them and looks them up; staff work them.
-
-Until staff sign in, the service caller names the staff member in the request body (``by``), as
-the handoff routes do. Rules and the linking behaviour: backend.services.complaints. Every status
-change and an extension is told to the borrower on their channel (backend.services.notices).
+"""Complaint tickets: the bot files them and looks them up. Staff work them in the console only
+(start, resolve, close, extend, clear the reminder pause: backend.api.routes.console), as the signed-in
+staff member; no API key can. Rules and the linking behaviour: backend.services.complaints.
 """
 from __future__ import annotations
 
@@ -10,15 +8,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from backend.api.deps import DB, Caller, Rasa, Rules, Today
+from backend.api.deps import DB, ApiRoute, PathId, Rules, Scoped, Today
 from backend.models import ComplaintStatus
 from backend.schemas import (
-    ComplaintByIn, ComplaintCloseIn, ComplaintDetailOut, ComplaintExtendIn, ComplaintIn, ComplaintListItem,
-    ComplaintOpenedOut, ComplaintOut, ComplaintResolveIn, ComplaintStatusName, ReminderPauseOut,
+    ComplaintDetailOut, ComplaintIn, ComplaintListItem, ComplaintOpenedOut, ComplaintOut, ComplaintStatusName,
+    ReminderPauseOut,
 )
-from backend.services import complaints, notices
+from backend.services import complaints
 
-router = APIRouter(prefix="/api/v1", tags=["complaints"])
+router = APIRouter(prefix="/api/v1", tags=["complaints"], route_class=ApiRoute)
+Caller = Scoped("complaints:bot")
 
 
 @router.post("/complaints", response_model=ComplaintOpenedOut, status_code=201,
@@ -36,7 +35,7 @@ def open_complaint(data: ComplaintIn, response: Response, db: DB, rules: Rules, 
 
 
 @router.get("/complaints", response_model=list[ComplaintListItem])
-def staff_list(db: DB, rules: Rules, clock: Today, _: Caller,
+def staff_list(db: DB, rules: Rules, clock: Today, _: Scoped("staff:read"),
                status: Annotated[list[ComplaintStatusName] | None, Query()] = None):
     """Tickets for staff, nearest deadline first, with a countdown; the live ones unless ?status= is given."""
     statuses = [ComplaintStatus(s) for s in status] if status else None
@@ -50,55 +49,13 @@ def get_complaint(reference: str, db: DB, rules: Rules, _: Caller):
 
 
 @router.get("/customers/{customer_id}/complaints", response_model=list[ComplaintOut])
-def customer_complaints(customer_id: int, db: DB, rules: Rules, _: Caller):
+def customer_complaints(customer_id: PathId, db: DB, rules: Rules, _: Caller):
     """The customer's tickets, newest first."""
     return complaints.customer_tickets(db, rules, customer_id)
 
 
 @router.get("/customers/{customer_id}/reminder-pause", response_model=ReminderPauseOut)
-def reminder_pause(customer_id: int, db: DB, _: Caller) -> ReminderPauseOut:
+def reminder_pause(customer_id: PathId, db: DB, _: Caller) -> ReminderPauseOut:
     """Whether a complaint pauses automated reminders for the customer, and which tickets hold the pause."""
     refs = complaints.reminder_pause_references(db, customer_id)
     return ReminderPauseOut(paused=bool(refs), references=refs)
-
-
-def _told(db, rules, rasa, ticket, by: str, caller: str) -> ComplaintDetailOut:
-    """The ticket as decided, after telling the borrower (a failed notice is audited; the change stands)."""
-    out = complaints.detail_out(db, rules, ticket)
-    notices.complaint_updated(db, rasa, ticket, by, caller)
-    return out
-
-
-@router.post("/complaints/{reference}/start", response_model=ComplaintDetailOut)
-def start(reference: str, data: ComplaintByIn, db: DB, rules: Rules, clock: Today, caller: Caller,
-          rasa: Rasa):
-    ticket = complaints.start(db, rules, reference, data.by, clock.now(), caller)
-    return _told(db, rules, rasa, ticket, data.by, caller)
-
-
-@router.post("/complaints/{reference}/resolve", response_model=ComplaintDetailOut)
-def resolve(reference: str, data: ComplaintResolveIn, db: DB, rules: Rules, clock: Today, caller: Caller,
-            rasa: Rasa):
-    ticket = complaints.resolve(db, rules, reference, data.by, data.resolution, clock.now(), caller)
-    return _told(db, rules, rasa, ticket, data.by, caller)
-
-
-@router.post("/complaints/{reference}/close", response_model=ComplaintDetailOut)
-def close(reference: str, data: ComplaintCloseIn, db: DB, rules: Rules, clock: Today, caller: Caller,
-          rasa: Rasa):
-    ticket = complaints.close(db, rules, reference, data.by, data.note, clock.now(), caller)
-    return _told(db, rules, rasa, ticket, data.by, caller)
-
-
-@router.post("/complaints/{reference}/extend", response_model=ComplaintDetailOut)
-def extend(reference: str, data: ComplaintExtendIn, db: DB, rules: Rules, clock: Today, caller: Caller,
-           rasa: Rasa):
-    """Extend the deadline once, with a required reason, to at most 60 days after receipt."""
-    ticket = complaints.extend(db, rules, reference, data.by, data.reason, data.due_date, clock.now(), caller)
-    return _told(db, rules, rasa, ticket, data.by, caller)
-
-
-@router.post("/complaints/{reference}/clear-reminder-pause", response_model=ComplaintDetailOut)
-def clear_reminder_pause(reference: str, data: ComplaintByIn, db: DB, rules: Rules, clock: Today, caller: Caller):
-    ticket = complaints.clear_reminder_pause(db, rules, reference, data.by, clock.now(), caller)
-    return complaints.detail_out(db, rules, ticket)

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.api.console_deps import COOKIE, Staff, StaffWrite
-from backend.api.deps import DB, Rasa, Rules, Today
+from backend.api.deps import DB, PathId, Rasa, Rules, Today
 from backend.core.errors import AppError
 from backend.models import ComplaintStatus, PlanStatus, PlanType
 from backend.plan_schemas import PlanStatusName, PlanTypeName
@@ -100,7 +100,7 @@ def queue_page(request: Request, db: DB, rules: Rules, clock: Today):
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse)
-def case_page(case_id: int, request: Request, db: DB, rules: Rules, clock: Today):
+def case_page(case_id: PathId, request: Request, db: DB, rules: Rules, clock: Today):
     return _page(request, db, rules, clock, "case.html", page="case", case_id=case_id)
 
 
@@ -185,7 +185,7 @@ def api_queue(db: DB, rules: Rules, clock: Today, session: Staff):
 
 
 @router.get("/console/api/cases/{case_id}")
-def api_case(case_id: int, db: DB, rules: Rules, clock: Today, session: Staff, rasa: Rasa):
+def api_case(case_id: PathId, db: DB, rules: Rules, clock: Today, session: Staff, rasa: Rasa):
     case = console.viewable_case(db, session, case_id)
     audit.record(db, session.staff.username, "handoff.viewed", "handoff_case", case.id, customer_id=case.customer_id)
     try:  # the case and the customer are still shown when the conversation store cannot answer
@@ -202,20 +202,20 @@ def api_case(case_id: int, db: DB, rules: Rules, clock: Today, session: Staff, r
 
 
 @router.get("/console/api/cases/{case_id}/transcript")
-def api_transcript(case_id: int, db: DB, rules: Rules, session: Staff, rasa: Rasa):
+def api_transcript(case_id: PathId, db: DB, rules: Rules, session: Staff, rasa: Rasa):
     case = console.viewable_case(db, session, case_id)
     return {"status": case.status.value, "assigned_to": case.assigned_to,
             "transcript": console.transcript(rasa.events(case.conversation), handoff._tz(rules))}
 
 
 @router.post("/console/api/cases/{case_id}/claim")
-def api_claim(case_id: int, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+def api_claim(case_id: PathId, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     case = handoff.claim(db, rules, case_id, session.staff.username, clock.now(), "console")
     return handoff.case_out(case, rules).model_dump(mode="json")
 
 
 @router.post("/console/api/cases/{case_id}/reassign")
-def api_reassign(case_id: int, data: StaffIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+def api_reassign(case_id: PathId, data: StaffIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     if data.staff not in {u for u, _, _ in staff.staff_names(db)}:
         raise AppError(422, "unknown_staff", "没有这个客服账号", "No such staff member")
     case = handoff.reassign(db, rules, case_id, data.staff, session.staff.username, session.staff.role.value,
@@ -224,20 +224,20 @@ def api_reassign(case_id: int, data: StaffIn, db: DB, rules: Rules, clock: Today
 
 
 @router.post("/console/api/cases/{case_id}/reply")
-def api_reply(case_id: int, data: TextIn, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
+def api_reply(case_id: PathId, data: TextIn, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
     case = console.reply(db, rules, rasa, session, case_id, _text(data.text), clock.now())
     return handoff.case_out(case, rules).model_dump(mode="json")
 
 
 @router.post("/console/api/cases/{case_id}/notes", status_code=201)
-def api_note(case_id: int, data: TextIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+def api_note(case_id: PathId, data: TextIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     console.viewable_case(db, session, case_id)
     note = handoff.add_note(db, rules, case_id, session.staff.username, _text(data.text), clock.now(), "console")
     return handoff.note_out(note, rules).model_dump(mode="json")
 
 
 @router.post("/console/api/cases/{case_id}/hand-back")
-def api_hand_back(case_id: int, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
+def api_hand_back(case_id: PathId, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
     case = console.hand_back(db, rules, rasa, session, case_id, clock.now())
     return handoff.case_out(case, rules).model_dump(mode="json")
 
@@ -259,7 +259,7 @@ def api_canned_add(data: CannedIn, db: DB, session: StaffWrite):
 
 
 @router.delete("/console/api/canned/{reply_id}", status_code=204)
-def api_canned_delete(reply_id: int, db: DB, session: StaffWrite):
+def api_canned_delete(reply_id: PathId, db: DB, session: StaffWrite):
     console.delete_canned_reply(db, session, reply_id)
 
 

@@ -1,21 +1,18 @@
-"""Human handoff: the bot opens a case, staff claim, answer and close it, the customer rates it.
-
-The staff console will call backend.services.handoff directly; until staff sign in, the service
-caller names the staff member (and the reassigning supervisor's role) in the request.
+"""Human handoff: the bot opens a case and the customer rates it. Staff claim, reassign, answer, note and
+close cases in the console only (backend.api.routes.console), as the signed-in staff member; no API key
+can. Closing is the console's hand-back, which resumes the conversation first (services.console.hand_back).
 """
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from backend.api.deps import DB, Caller, Rules, Today
+from backend.api.deps import DB, ApiRoute, PathId, Rules, Scoped, Today
 from backend.core.errors import not_found
-from backend.schemas import (
-    HandoffClaimIn, HandoffCloseIn, HandoffCreatedOut, HandoffCsatIn, HandoffIn, HandoffNoteIn, HandoffNoteOut,
-    HandoffOut, HandoffQueueItem, HandoffReassignIn, OpenHandoffOut,
-)
+from backend.schemas import HandoffCreatedOut, HandoffCsatIn, HandoffIn, HandoffOut, HandoffQueueItem, OpenHandoffOut
 from backend.services import handoff
 
-router = APIRouter(prefix="/api/v1", tags=["handoffs"])
+router = APIRouter(prefix="/api/v1", tags=["handoffs"], route_class=ApiRoute)
+Caller = Scoped("handoffs:bot")
 
 
 @router.post("/handoffs", response_model=HandoffCreatedOut, status_code=201,
@@ -29,7 +26,7 @@ def open_handoff(data: HandoffIn, response: Response, db: DB, rules: Rules, cloc
 
 
 @router.get("/handoffs/queue", response_model=list[HandoffQueueItem])
-def handoff_queue(db: DB, rules: Rules, clock: Today, _: Caller):
+def handoff_queue(db: DB, rules: Rules, clock: Today, _: Scoped("staff:read")):
     """Open and claimed cases, by priority then waiting time, with overdue flags."""
     return handoff.queue(db, rules, clock.now())
 
@@ -42,41 +39,13 @@ def handoff_by_conversation(conversation: str, db: DB, rules: Rules, _: Caller):
     return handoff.case_out(case, rules)
 
 
-@router.post("/handoffs/{case_id}/claim", response_model=HandoffOut)
-def claim(case_id: int, data: HandoffClaimIn, db: DB, rules: Rules, clock: Today, caller: Caller):
-    return handoff.case_out(handoff.claim(db, rules, case_id, data.staff, clock.now(), caller), rules)
-
-
-@router.post("/handoffs/{case_id}/reassign", response_model=HandoffOut)
-def reassign(case_id: int, data: HandoffReassignIn, db: DB, rules: Rules, clock: Today, caller: Caller):
-    case = handoff.reassign(db, rules, case_id, data.staff, data.by, data.role, clock.now(), caller)
-    return handoff.case_out(case, rules)
-
-
-@router.post("/handoffs/{case_id}/first-response", response_model=HandoffOut)
-def first_response(case_id: int, db: DB, rules: Rules, clock: Today, caller: Caller):
-    """The assigned staff member's first reply was sent; only the first call counts."""
-    return handoff.case_out(handoff.first_response(db, rules, case_id, clock.now(), caller), rules)
-
-
-@router.post("/handoffs/{case_id}/notes", response_model=HandoffNoteOut, status_code=201)
-def add_note(case_id: int, data: HandoffNoteIn, db: DB, rules: Rules, clock: Today, caller: Caller):
-    """A private staff note (never shown to the customer)."""
-    return handoff.note_out(handoff.add_note(db, rules, case_id, data.author, data.text, clock.now(), caller), rules)
-
-
-@router.post("/handoffs/{case_id}/close", response_model=HandoffOut)
-def close(case_id: int, data: HandoffCloseIn, db: DB, rules: Rules, clock: Today, caller: Caller):
-    return handoff.case_out(handoff.close(db, rules, case_id, data.by, clock.now(), caller), rules)
-
-
 @router.post("/handoffs/{case_id}/csat", response_model=HandoffOut)
-def csat(case_id: int, data: HandoffCsatIn, db: DB, rules: Rules, caller: Caller):
+def csat(case_id: PathId, data: HandoffCsatIn, db: DB, rules: Rules, caller: Caller):
     """The customer's rating, 1-5, once per closed case."""
     return handoff.case_out(handoff.rate(db, case_id, data.score, data.comment, caller), rules)
 
 
 @router.get("/customers/{customer_id}/open-handoff", response_model=OpenHandoffOut)
-def open_handoff_flag(customer_id: int, db: DB, _: Caller) -> OpenHandoffOut:
+def open_handoff_flag(customer_id: PathId, db: DB, _: Caller) -> OpenHandoffOut:
     """Whether the customer has an open or claimed case (reminders are held back meanwhile)."""
     return OpenHandoffOut(open=handoff.customer_has_open_case(db, customer_id))

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from backend.api.console_deps import Staff, StaffWrite
-from backend.api.deps import DB, Caller, Rasa, Rules, Today
+from backend.api.deps import DB, PathId, Rasa, Rules, Scoped, Today
 from backend.api.routes.console import _page
 from backend.models import ReviewSource, ReviewStatus
 from backend.nlu_review_schemas import (
@@ -31,7 +31,7 @@ def _secret(request: Request) -> str:
              responses={200: {"model": NluReviewRecordedOut, "description": "A known text counted again, or "
                                                                              "this message already recorded"}})
 def record_item(data: NluReviewIn, request: Request, response: Response, db: DB, rules: Rules, clock: Today,
-                caller: Caller):
+                caller: Scoped("nlu-review:write")):
     """A borrower message that fell back or scored under ``nlu_review.review_below``: stored masked
     for review in the console (the same masked text again counts one more occurrence)."""
     item, outcome = nlu_review.record(
@@ -61,19 +61,19 @@ def api_inbox(db: DB, rules: Rules, session: Staff,
 
 
 @router.post("/console/api/nlu-inbox/{item_id}/intent", response_model=NluReviewItemOut, include_in_schema=False)
-def api_decide_intent(item_id: int, data: NluDecisionIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+def api_decide_intent(item_id: PathId, data: NluDecisionIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     """Confirm the predicted intent or correct it (supervisors)."""
     return nlu_review.item_out(nlu_review.decide(db, session, item_id, data.intent, clock.now()), rules)
 
 
 @router.post("/console/api/nlu-inbox/{item_id}/dismiss", response_model=NluReviewItemOut, include_in_schema=False)
-def api_dismiss(item_id: int, db: DB, rules: Rules, clock: Today, session: StaffWrite):
+def api_dismiss(item_id: PathId, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     """Not a borrower intent (noise): never exported (supervisors)."""
     return nlu_review.item_out(nlu_review.decide(db, session, item_id, None, clock.now()), rules)
 
 
 @router.post("/console/api/cases/{case_id}/flag-message", response_model=FlaggedOut, include_in_schema=False)
-def api_flag(case_id: int, data: FlagIn, request: Request, response: Response, db: DB, rules: Rules, clock: Today,
+def api_flag(case_id: PathId, data: FlagIn, request: Request, response: Response, db: DB, rules: Rules, clock: Today,
              session: StaffWrite, rasa: Rasa):
     """「标记理解有误」 on a borrower message of the case's transcript (any staff member who can see the case)."""
     item, outcome = nlu_review.flag(db, rules, rasa, _secret(request), session, case_id, data.timestamp, clock.now())

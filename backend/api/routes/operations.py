@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.deps import DB, Caller, Rules, Today
+from backend.api.deps import DB, ApiRoute, PathId, Rules, Scoped, Today
 from backend.schemas import PaymentIn, PaymentOut, PaymentResult
 from backend.services import accounts, audit, segments
 from backend.services.payments import record_payment
 
-router = APIRouter(prefix="/api/v1", tags=["operations"])
+router = APIRouter(prefix="/api/v1", tags=["operations"], route_class=ApiRoute)
 
 
 @router.post("/loans/{loan_id}/payments", response_model=PaymentResult, status_code=201)
-def post_payment(loan_id: int, data: PaymentIn, db: DB, rules: Rules, clock: Today, caller: Caller):
+def post_payment(loan_id: PathId, data: PaymentIn, db: DB, rules: Rules, clock: Today,
+                 caller: Scoped("payments:write")):
     loan = accounts.get_loan(db, loan_id)
     payment, allocation = record_payment(db, loan, data, rules, clock.today(), clock.now(), caller)
     return PaymentResult(
@@ -22,7 +23,7 @@ def post_payment(loan_id: int, data: PaymentIn, db: DB, rules: Rules, clock: Tod
 
 
 @router.post("/segments/recompute")
-def recompute_segments(db: DB, rules: Rules, clock: Today, caller: Caller) -> dict[str, int]:
+def recompute_segments(db: DB, rules: Rules, clock: Today, caller: Scoped("segments:recompute")) -> dict[str, int]:
     """Refresh loan statuses and every customer's risk and value tier (run daily by the scheduler)."""
     counts = segments.recompute_all(db, rules, clock.today(), clock.now())
     audit.record(db, caller, "segments.recomputed", "customer", "*", **counts)

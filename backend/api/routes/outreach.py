@@ -13,12 +13,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from backend.api.deps import DB, Caller, Rules, Today
+from backend.api.deps import DB, ApiRoute, Rules, Scoped, Today
 from backend.core.errors import not_found
 from backend.models import OutreachNotice
 from backend.services.outreach.summary import summary
 
-router = APIRouter(prefix="/api/v1", tags=["outreach"])
+router = APIRouter(prefix="/api/v1", tags=["outreach"], route_class=ApiRoute)
 
 # The conversation id holds the borrower's phone number or openid: never in a response.
 _PRIVATE = ("conversation",)
@@ -36,7 +36,7 @@ class NoticeOut(BaseModel):
 
 
 @router.get("/outreach/notices/{notice_id}", response_model=NoticeOut)
-def get_notice(notice_id: str, db: DB, _: Caller) -> NoticeOut:
+def get_notice(notice_id: str, db: DB, _: Scoped("outreach:notices")) -> NoticeOut:
     n = db.scalar(select(OutreachNotice).where(OutreachNotice.notice_id == notice_id))
     if n is None:
         raise not_found("该提醒", "Outreach notice")
@@ -47,7 +47,7 @@ def get_notice(notice_id: str, db: DB, _: Caller) -> NoticeOut:
 
 
 @router.get("/outreach/summary")
-def get_summary(db: DB, rules: Rules, clock: Today, _: Caller,
+def get_summary(db: DB, rules: Rules, clock: Today, _: Scoped("outreach:summary"),
                 since: Annotated[datetime | None, Query(description="ISO date-time; default: today 00:00")] = None) -> dict:
     """Sent by kind and channel, skipped and deferred by rule and kind, failures and expiries by kind,
     and the notices still waiting."""

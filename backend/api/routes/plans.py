@@ -1,8 +1,6 @@
-"""Repayment-plan (hardship) requests: the bot quotes and files them; staff review and decide.
-
-Until staff sign in, the service caller names the staff member (and their role) in the request
-body, as the complaint and handoff routes do. Formulas and rules: backend.services.plans. An approval
-or rejection is then told to the borrower on their channel (backend.services.notices).
+"""Repayment-plan (hardship) requests: the bot quotes, files and withdraws them. Staff review and
+decide in the console only (backend.api.routes.console), as the signed-in staff member with the role of
+their account; no API key can. Formulas and rules: backend.services.plans.
 """
 from __future__ import annotations
 
@@ -10,19 +8,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from backend.api.deps import DB, Caller, Rasa, Rules, Today
+from backend.api.deps import DB, ApiRoute, PathId, QueryId, Rules, Scoped, Today
 from backend.models import PlanStatus, PlanType
 from backend.plan_schemas import (
-    PlanApproveIn, PlanQuoteOut, PlanRejectIn, PlanRequestIn, PlanRequestOut, PlanReviewIn, PlanStatusName,
-    PlanTypeName, PlanWithdrawIn,
+    PlanQuoteOut, PlanRequestIn, PlanRequestOut, PlanStatusName, PlanTypeName, PlanWithdrawIn,
 )
-from backend.services import notices, plans
+from backend.services import plans
 
-router = APIRouter(prefix="/api/v1", tags=["repayment plans"])
+router = APIRouter(prefix="/api/v1", tags=["repayment plans"], route_class=ApiRoute)
+Caller = Scoped("plans:bot")
 
 
 @router.get("/loans/{loan_id}/plan-quote", response_model=PlanQuoteOut)
-def plan_quote(loan_id: int, db: DB, rules: Rules, clock: Today, _: Caller,
+def plan_quote(loan_id: PathId, db: DB, rules: Rules, clock: Today, _: Caller,
                plan_type: Annotated[PlanTypeName, Query(description="instalment 分期, deferral 延期 or waiver 减免")],
                months: Annotated[int | None, Query(ge=1, le=600, description="instalments (分期) or "
                                                    "instalments to defer (延期); not for a waiver")] = None):
@@ -39,10 +37,10 @@ def submit(data: PlanRequestIn, db: DB, rules: Rules, clock: Today, caller: Call
 
 
 @router.get("/plan-requests", response_model=list[PlanRequestOut])
-def staff_list(db: DB, rules: Rules, _: Caller,
+def staff_list(db: DB, rules: Rules, _: Scoped("staff:read"),
                status: Annotated[list[PlanStatusName] | None, Query()] = None,
                plan_type: PlanTypeName | None = None, needs_staff_review: bool | None = None,
-               loan_id: int | None = None):
+               loan_id: QueryId = None):
     """Requests for staff, oldest first; the open ones (submitted, under review) unless ?status= is given."""
     return plans.staff_list(db, rules, [PlanStatus(s) for s in status] if status else None,
                             PlanType(plan_type) if plan_type else None, needs_staff_review, loan_id)
@@ -54,7 +52,7 @@ def get_request(reference: str, db: DB, rules: Rules, _: Caller):
 
 
 @router.get("/customers/{customer_id}/plan-requests", response_model=list[PlanRequestOut])
-def customer_requests(customer_id: int, db: DB, rules: Rules, _: Caller):
+def customer_requests(customer_id: PathId, db: DB, rules: Rules, _: Caller):
     """The customer's requests, newest first (「我的申请怎么样了」: the first one)."""
     return plans.customer_requests(db, rules, customer_id)
 
@@ -64,28 +62,3 @@ def withdraw(reference: str, data: PlanWithdrawIn, db: DB, rules: Rules, clock: 
     """The borrower withdraws their request (only while submitted or under review)."""
     req = plans.withdraw(db, rules, reference, data.customer_id, clock.now(), caller)
     return plans.request_out(db, rules, req)
-
-
-@router.post("/plan-requests/{reference}/review", response_model=PlanRequestOut)
-def review(reference: str, data: PlanReviewIn, db: DB, rules: Rules, clock: Today, caller: Caller):
-    req = plans.start_review(db, rules, reference, data.by, clock.now(), caller)
-    return plans.request_out(db, rules, req)
-
-
-@router.post("/plan-requests/{reference}/approve", response_model=PlanRequestOut)
-def approve(reference: str, data: PlanApproveIn, db: DB, rules: Rules, clock: Today, caller: Caller, rasa: Rasa):
-    """Approve (a supervisor above the configured amount): the plan, recomputed for today, replaces the
-    loan's unpaid schedule. The borrower is told (a failed notice is audited, the approval stands)."""
-    req = plans.approve(db, rules, reference, data.by, data.role, data.note, clock.today(), clock.now(), caller)
-    out = plans.request_out(db, rules, req)
-    notices.plan_decided(db, rasa, req, data.by, caller)
-    return out
-
-
-@router.post("/plan-requests/{reference}/reject", response_model=PlanRequestOut)
-def reject(reference: str, data: PlanRejectIn, db: DB, rules: Rules, clock: Today, caller: Caller, rasa: Rasa):
-    """Reject with a reason (required; told to the borrower)."""
-    req = plans.reject(db, rules, reference, data.by, data.role, data.reason, clock.today(), clock.now(), caller)
-    out = plans.request_out(db, rules, req)
-    notices.plan_decided(db, rasa, req, data.by, caller)
-    return out

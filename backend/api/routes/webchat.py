@@ -1,12 +1,14 @@
 """The borrower-facing web chat: the page, and sign-in by phone + SMS code (no API key: public)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
 
-from backend.api.deps import DB, Rules, Today
+from backend.api.deps import DB, Rules, Scoped, Today
 from backend.core.errors import AppError
 from backend.schemas import LoginOut, LoginStartIn, LoginVerifyIn
 from backend.services import verification, webchat
@@ -34,3 +36,23 @@ def login_start(data: LoginStartIn, request: Request, db: DB, rules: Rules, cloc
 @router.post("/webchat/login/verify", response_model=LoginOut)
 def login_verify(data: LoginVerifyIn, request: Request, db: DB, rules: Rules, clock: Today) -> dict:
     return webchat.verify_login(db, rules, request.app.state.settings, data.phone, data.code, clock.now())
+
+
+# ---- for the bot and tests (service API key) ----------------------------------------------------
+
+class WebSessionIn(BaseModel):
+    customer_id: int
+
+
+@router.post("/api/v1/webchat/sessions", status_code=201)
+def open_web_session(data: WebSessionIn, db: DB, caller: Scoped("identities:write")) -> dict:
+    """A signed-in web conversation for a customer (what /webchat/login/verify opens after the SMS
+    code): its opaque sender id "web:s-<random>", bound to the customer here, never the customer number."""
+    return {"sender_id": webchat.open_session(db, data.customer_id, caller)}
+
+
+@router.get("/api/v1/verification/status")
+def verification_status(db: DB, rules: Rules, clock: Today, _: Scoped("verification"),
+                        conversation: str = Query(min_length=3, max_length=100)) -> dict:
+    """Where a conversation's SMS-code check stands (the bot re-derives the verified customer from this)."""
+    return verification.status(db, conversation, clock.now(), timedelta(minutes=rules.verification.verified_minutes))
