@@ -14,8 +14,10 @@
 * ``HashedConversation``: a conversation id whose SMS part (a phone number) is kept as a keyed hash
   only ("sms:#<hash>"), for rows that count conversations and never reach one again.
 * ``TokenizedConversation`` / ``TokenizedConversationJSON``: a conversation id whose SMS number is
-  stored as a deterministic AES-SIV token ("sms:~<token>"), for rows that must reach the
-  conversation again; equality in SQL keeps working (equal numbers, equal tokens).
+  stored as a deterministic AES-SIV token ("sms:~<token>"; the web chat's sign-in id "weblogin:<phone>"
+  likewise), for rows that must reach the conversation again (outreach notices, complaints, plan
+  requests, settlement intents, handoff cases, verification challenges, the audit log); equality in
+  SQL keeps working (equal numbers, equal tokens).
 
 Keys come from the process settings (backend.core.config.Settings: environment, then .env). The
 development defaults are published (.env.example) and listed in config.PUBLISHED_DEV_SECRETS.
@@ -182,6 +184,9 @@ class EncryptedString(TypeDecorator):
 
 # The SMS part of a conversation id: an E.164 or bare mobile number (not an anonymised placeholder).
 _NUMBER = re.compile(r"\+?\d{5,20}")
+# Channels of conversation ids whose external part is a phone number and that TokenizedConversation
+# tokenises: SMS, and the web chat's sign-in ("weblogin:13812345678", verification codes).
+TOKENISED_CHANNELS = ("sms", "weblogin")
 
 
 def _sms_number(value: str | None) -> str | None:
@@ -199,15 +204,23 @@ def hash_conversation(value: str | None, c: PiiCipher | None = None) -> str | No
 
 def tokenize_conversation(value: str | None, c: PiiCipher | None = None) -> str | None:
     """``sms:+8613812345678`` -> ``sms:~<token>`` (deterministic encryption of the number: equal
-    conversations stay equal in SQL, the number comes back with the key); other values unchanged."""
-    number = _sms_number(value)
-    return value if number is None else "sms:~" + (c or cipher()).tokenize(number)
+    conversations stay equal in SQL, the number comes back with the key), the same for the other
+    TOKENISED_CHANNELS (``weblogin:13812345678`` -> ``weblogin:~<token>``); other values unchanged."""
+    if value is None:
+        return None
+    channel, sep, rest = value.partition(":")
+    if not sep or channel not in TOKENISED_CHANNELS or not _NUMBER.fullmatch(rest):
+        return value
+    return f"{channel}:~" + (c or cipher()).tokenize(rest)
 
 
 def detokenize_conversation(value: str | None, c: PiiCipher | None = None) -> str | None:
-    if value is None or not value.startswith("sms:~"):
+    if value is None:
+        return None
+    channel, sep, rest = value.partition(":")
+    if not sep or channel not in TOKENISED_CHANNELS or not rest.startswith("~"):
         return value
-    return "sms:" + (c or cipher()).detokenize(value.removeprefix("sms:~"))
+    return f"{channel}:" + (c or cipher()).detokenize(rest.removeprefix("~"))
 
 
 class HashedConversation(TypeDecorator):

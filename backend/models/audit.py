@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, String, func
+from sqlalchemy import DateTime, String, func
 from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.crypto import TokenizedConversation, TokenizedConversationJSON
 
 from .base import Base
 
@@ -17,5 +19,7 @@ class AuditLog(Base):
     actor: Mapped[str] = mapped_column(String(50))
     action: Mapped[str] = mapped_column(String(50))
     entity_type: Mapped[str] = mapped_column(String(30))
-    entity_id: Mapped[str] = mapped_column(String(40))
-    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    # A conversation id (entity_type "conversation", detail["conversation"]) keeps its SMS number tokenised
+    # (backend.core.crypto): ids of other entities (numbers, names, dates) are stored as they are.
+    entity_id: Mapped[str] = mapped_column(TokenizedConversation(100))
+    detail: Mapped[dict] = mapped_column(TokenizedConversationJSON, default=dict)

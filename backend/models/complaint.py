@@ -14,6 +14,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from backend.core.crypto import TokenizedConversation
+
 from .base import Base, StrEnum
 from .customer import Channel
 
@@ -59,7 +61,7 @@ class ComplaintTicket(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)  # CP20261122-0007 (business date, daily number)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
-    conversation: Mapped[str] = mapped_column(String(100), index=True)  # Rasa sender id "<channel>:<external id>"
+    conversation: Mapped[str] = mapped_column(TokenizedConversation(100), index=True)  # Rasa sender id "<channel>:<external id>"
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     category: Mapped[ComplaintCategory] = mapped_column(StrEnum(ComplaintCategory, "complaint_category"))
     # Categories besides the main one (e.g. collection + ["privacy"]): ComplaintCategory values, no

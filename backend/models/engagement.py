@@ -9,6 +9,8 @@ from decimal import Decimal
 from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.core.crypto import TokenizedConversation
+
 from .base import Base, Money, StrEnum
 
 
@@ -18,7 +20,7 @@ class OtpChallenge(Base):
     __tablename__ = "otp_challenges"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    conversation: Mapped[str] = mapped_column(String(100), index=True)  # "<channel>:<external id>"
+    conversation: Mapped[str] = mapped_column(TokenizedConversation(100), index=True)  # "<channel>:<external id>", SMS number tokenised
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     code_hash: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from backend.core.crypto import TokenizedConversation
+
 from .base import Base, StrEnum
 from .customer import Channel
 
@@ -35,10 +37,10 @@ class HandoffCase(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)  # HO20261123-0001
-    conversation: Mapped[str] = mapped_column(String(100), index=True)  # Rasa sender id "<channel>:<external id>"
+    conversation: Mapped[str] = mapped_column(TokenizedConversation(100), index=True)  # Rasa sender id "<channel>:<external id>"
     # Equal to conversation while the case is open or claimed, NULL once closed: the unique
     # constraint lets the database itself refuse a second live case for one conversation.
-    active_conversation: Mapped[str | None] = mapped_column(String(100), unique=True)
+    active_conversation: Mapped[str | None] = mapped_column(TokenizedConversation(100), unique=True)
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     reason: Mapped[HandoffReason] = mapped_column(StrEnum(HandoffReason, "handoff_reason"))

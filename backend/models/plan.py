@@ -13,6 +13,8 @@ from decimal import Decimal
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.core.crypto import TokenizedConversation
+
 from .base import Base, Money, StrEnum
 from .customer import Channel
 
@@ -61,7 +63,7 @@ class PlanRequest(Base):
     reference: Mapped[str] = mapped_column(String(20), unique=True)  # RP20261122-0042 (business date, daily number)
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    conversation: Mapped[str] = mapped_column(String(100), index=True)  # Rasa sender id "<channel>:<external id>"
+    conversation: Mapped[str] = mapped_column(TokenizedConversation(100), index=True)  # Rasa sender id "<channel>:<external id>"
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     reason_category: Mapped[PlanReason] = mapped_column(StrEnum(PlanReason, "plan_reason"))
     reason_text: Mapped[str | None] = mapped_column(Text)  # the borrower's words, masked before they are stored

@@ -13,6 +13,8 @@ from decimal import Decimal
 from sqlalchemy import JSON, Date, DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.core.crypto import TokenizedConversation
+
 from .base import Base, Money, StrEnum
 from .customer import Channel
 
@@ -28,7 +30,7 @@ class SettlementIntent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    conversation: Mapped[str] = mapped_column(String(100))  # Rasa sender id "<channel>:<external id>"
+    conversation: Mapped[str] = mapped_column(TokenizedConversation(100))  # Rasa sender id "<channel>:<external id>"
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     settle_on: Mapped[date] = mapped_column(Date)
     quoted_total: Mapped[Decimal] = mapped_column(Money())

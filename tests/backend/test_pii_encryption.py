@@ -1,13 +1,16 @@
-"""Personal numbers at rest (PIPL Art. 51; backend/core/crypto.py, migration 0012): phone and ID
+"""Personal numbers at rest (PIPL Art. 51; backend/core/crypto.py, migrations 0012, 0013): phone and ID
 numbers and channel ids are stored encrypted with keyed lookup hashes, SMS conversation numbers are
-hashed (sessions) or tokenised (outreach), every query by phone goes through the hash, the API answers
-as before, the migration encrypts existing rows in place and its downgrade decrypts them. Also the
-development SMS outbox (masked unless SMS_OUTBOX_SHOW_CODES) and the published development secrets."""
+hashed (sessions) or tokenised (outreach; since 0013 also complaints, plan requests, settlement intents,
+handoff cases, verification challenges and the audit log), every query by phone or conversation keeps
+working, the API answers as before, the migrations encrypt existing rows in place and their downgrades
+decrypt them. Also the development SMS outbox (masked unless SMS_OUTBOX_SHOW_CODES) and the published
+development secrets."""
 from __future__ import annotations
 
 import json
 import uuid
 from datetime import date, datetime, timezone
+from decimal import Decimal
 
 import pytest
 from alembic import command
@@ -327,3 +330,199 @@ def test_the_end_to_end_tests_read_and_change_the_database_in_clear(app, book, d
     with connect(db_url.removeprefix("sqlite:///"), env) as conn:
         assert conn.execute("SELECT conversation FROM outreach_notices WHERE notice_id = 'v1'").fetchone() == (
             f"sms:{cust.sms_id}",)
+
+
+# --------------------------------------------------------------------------- conversation ids everywhere (0013)
+
+def _conversation_rows(sessionmaker, cust, loan_id: int, tag: str) -> dict[str, str]:
+    """One row naming the customer's SMS conversation in every table that keeps a conversation id
+    (and a web sign-in challenge), written through the ORM and the audit service as the services do."""
+    from backend.models import (
+        ComplaintCategory, ComplaintPriority, ComplaintStatus, HandoffCase, HandoffReason, HandoffStatus,
+        OtpChallenge, PlanReason, PlanRequest, PlanStatus, PlanType, SettlementIntent, SettlementIntentStatus,
+    )
+    from backend.models.complaint import ComplaintTicket
+    from backend.services import audit
+
+    conv, login = f"sms:{cust.sms_id}", f"weblogin:{cust.phone}"
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+    with sessionmaker() as db:
+        db.add(ComplaintTicket(reference=f"CP{tag}", customer_id=cust.id, conversation=conv, channel=Channel.sms,
+                               category=ComplaintCategory.fees, description="多收了费用", status=ComplaintStatus.received,
+                               priority=ComplaintPriority.normal, received_at=now, due_at=now))
+        db.add(OtpChallenge(conversation=conv, customer_id=cust.id, created_at=now))
+        db.add(OtpChallenge(conversation=login, customer_id=cust.id, created_at=now))
+        db.add(HandoffCase(reference=f"HO{tag}", conversation=conv, active_conversation=conv, channel=Channel.sms,
+                           customer_id=cust.id, reason=HandoffReason.request_human, priority=3, summary="要求人工",
+                           status=HandoffStatus.open, created_at=now))
+        db.add(PlanRequest(reference=f"RP{tag}", loan_id=loan_id, customer_id=cust.id, conversation=conv,
+                           channel=Channel.sms, reason_category=PlanReason.illness, plan_type=PlanType.deferral,
+                           months=1, amount=Decimal("100.00"), quote={}, status=PlanStatus.submitted,
+                           submitted_on=date(2026, 11, 23), decision_due_on=date(2026, 11, 30), created_at=now))
+        db.add(SettlementIntent(loan_id=loan_id, customer_id=cust.id, conversation=conv, channel=Channel.sms,
+                                settle_on=date(2026, 11, 30), quoted_total=Decimal("100.00"), quote={},
+                                quoted_on=date(2026, 11, 23), status=SettlementIntentStatus.recorded, created_at=now))
+        # As backend/services/verification.py records them.
+        audit.record(db, "bot", "verification.mismatch", "conversation", conv, mismatches=1)
+        audit.record(db, "bot", "verification.code_sent", "customer", cust.id, conversation=conv)
+        audit.record(db, "webchat", "verification.wrong_code", "conversation", login, attempts=1)
+        db.commit()
+    return {"conv": conv, "login": login}
+
+
+CONVERSATION_COLUMNS = {  # what migration 0013 tokenises
+    "complaint_tickets": ("conversation",), "otp_challenges": ("conversation",),
+    "handoff_cases": ("conversation", "active_conversation"), "plan_requests": ("conversation",),
+    "settlement_intents": ("conversation",), "audit_log": ("entity_id", "detail"),
+}
+
+
+def _stored(conn, customer_id: int) -> dict[tuple[str, str], list]:
+    """The stored conversation values of the customer's rows, per (table, column), in id order."""
+    out = {}
+    for table, columns in CONVERSATION_COLUMNS.items():
+        where = ("entity_type = 'conversation' OR (entity_type = 'customer' AND entity_id = :cid)"
+                 if table == "audit_log" else "customer_id = :id")
+        rows = conn.execute(text(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} ORDER BY id"),
+                            {"id": customer_id, "cid": str(customer_id)}).all()
+        for i, column in enumerate(columns):
+            values = [r[i] for r in rows]
+            if column == "detail":
+                values = [(v if isinstance(v, dict) else json.loads(v)).get("conversation") for v in values]
+            out[(table, column)] = values
+    return out
+
+
+def _no_number(dump: str, phone: str) -> None:
+    import re
+
+    assert phone not in dump and "+86" not in dump, dump
+    assert not re.search(r"(?<![0-9A-Za-z_-])1[3-9]\d{9}(?![0-9A-Za-z_-])", dump), dump  # no bare 11-digit mobile
+
+
+def test_conversation_ids_keep_no_number_anywhere_and_are_found_as_before(app, book):
+    from backend.models import AuditLog, HandoffCase, OtpChallenge, PlanRequest, SettlementIntent
+    from backend.models.complaint import ComplaintTicket
+
+    cust = book.customer("令牌")
+    loan = book.loan(cust.id, "6000.00", "0.18", 6, date(2026, 6, 15))
+    ids = _conversation_rows(app.state.sessionmaker, cust, loan.id, f"{cust.id:08d}T")
+    conv, login = ids["conv"], ids["login"]
+    with app.state.engine.connect() as conn:
+        stored = _stored(conn, cust.id)
+    _no_number(json.dumps(list(stored.values()), ensure_ascii=False), cust.phone)
+    for (table, column), values in stored.items():
+        assert any(v and v.startswith(("sms:~", "weblogin:~")) for v in values), (table, column)
+    whole = [raw(app, f"SELECT * FROM {t} WHERE customer_id = :id", id=cust.id) for t in CONVERSATION_COLUMNS
+             if t != "audit_log"]
+    whole += [raw(app, "SELECT * FROM audit_log WHERE action LIKE 'verification.%'")]
+    _no_number(json.dumps(whole, ensure_ascii=False, default=str), cust.phone)
+    with app.state.sessionmaker() as db:
+        for model in (ComplaintTicket, PlanRequest, SettlementIntent, HandoffCase):
+            row = db.scalar(select(model).where(model.conversation == conv))
+            assert row is not None and row.conversation == conv and row.customer_id == cust.id, model
+            assert db.scalar(select(model.id).where(model.conversation.in_([conv, "web:x"]))) == row.id
+        assert db.scalar(select(HandoffCase.active_conversation).where(HandoffCase.active_conversation == conv)) == conv
+        assert sorted(o.conversation for o in db.scalars(
+            select(OtpChallenge).where(OtpChallenge.conversation.in_([conv, login])))) == sorted([conv, login])
+        rows = db.scalars(select(AuditLog).where(AuditLog.entity_type == "conversation",
+                                                 AuditLog.entity_id.in_([conv, login])).order_by(AuditLog.id)).all()
+        assert [(a.action, a.entity_id) for a in rows] == [("verification.mismatch", conv),
+                                                             ("verification.wrong_code", login)]
+        sent = db.scalar(select(AuditLog).where(AuditLog.action == "verification.code_sent",
+                                                AuditLog.entity_id == str(cust.id)))
+        assert sent.detail == {"conversation": conv}
+        # A unique live case per conversation still holds on the tokens.
+        from backend.models import HandoffReason, HandoffStatus
+
+        db.add(HandoffCase(reference=f"HO{cust.id:08d}U", conversation=conv, active_conversation=conv,
+                           channel=Channel.sms, customer_id=cust.id, reason=HandoffReason.request_human, priority=3,
+                           summary="again", status=HandoffStatus.open,
+                           created_at=datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)))
+        with pytest.raises(IntegrityError):
+            db.commit()
+
+
+def test_the_export_and_erasure_find_the_tokenised_conversations(app, book):
+    """backend/services/retention.py matches by conversation id: a customer's tokenised rows are found."""
+    from backend.services import retention
+
+    cust = book.customer("导出")
+    loan = book.loan(cust.id, "6000.00", "0.18", 6, date(2026, 6, 15))
+    conv = _conversation_rows(app.state.sessionmaker, cust, loan.id, f"{cust.id:08d}E")["conv"]
+    now = datetime(2026, 11, 23, 4, 0, tzinfo=timezone.utc)
+    with app.state.sessionmaker() as db:
+        data = retention.export_customer(db, cust.id, now, actor="test", review_secret="s")
+        db.rollback()
+    assert [t["conversation"] for t in data["complaints"]] == [conv]
+    assert [p["conversation"] for p in data["plan_requests"]] == [conv]
+    assert [s["conversation"] for s in data["settlement_intents"]] == [conv]
+    assert [c["conversation"] for c in data["handoff_cases"]] == [conv]
+    assert conv in [o["conversation"] for o in data["verification_challenges"]]
+    assert ("verification.mismatch", conv) in [(a["action"], a["entity_id"]) for a in data["audit_log"]]
+
+
+def test_migration_0013_tokenises_conversation_ids_and_its_downgrade_restores_them(empty_url):
+    from sqlalchemy.orm import sessionmaker
+
+    from backend.db import make_engine
+    from testkit import Book
+
+    url = empty_url
+    _alembic(url, "head")
+    engine = make_engine(url)
+    book = Book(sessionmaker(engine))
+    cust = book.customer("迁移")
+    loan = book.loan(cust.id, "6000.00", "0.18", 6, date(2026, 6, 15))
+    ids = _conversation_rows(book.sessionmaker, cust, loan.id, "MIG")
+    conv, login = ids["conv"], ids["login"]
+    with engine.connect() as conn:
+        tokens = _stored(conn, cust.id)
+    _no_number(json.dumps(list(tokens.values()), ensure_ascii=False), cust.phone)
+    clear = {k: [crypto.detokenize_conversation(v) for v in vs] for k, vs in tokens.items()}
+    assert clear[("complaint_tickets", "conversation")] == [conv]
+    assert sorted(clear[("otp_challenges", "conversation")]) == sorted([conv, login])
+    assert clear[("audit_log", "entity_id")][:1] == [conv] and login in clear[("audit_log", "entity_id")]
+    engine.dispose()
+
+    for _ in range(2):  # 0012 -> 0013 -> 0012, twice: nothing is lost or changed
+        _alembic(url, "0012", down=True)
+        with engine.connect() as conn:
+            assert _stored(conn, cust.id) == clear  # the numbers in clear again
+        engine.dispose()
+        _alembic(url, "0013")
+        with engine.connect() as conn:
+            assert _stored(conn, cust.id) == tokens  # the same tokens (deterministic)
+        engine.dispose()
+    _alembic(url, "head")
+    with book.sessionmaker() as db:
+        from backend.models.complaint import ComplaintTicket
+
+        assert db.scalar(select(ComplaintTicket.reference).where(ComplaintTicket.conversation == conv)) == "CPMIG"
+    engine.dispose()
+
+
+def test_the_end_to_end_views_show_the_tokenised_conversations_in_clear(app, book, db_url):
+    """tests/e2e/pii_db.py: ``SELECT ... WHERE conversation = ?`` with a clear sender id still works."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the end-to-end stack runs on SQLite")
+    from tests.e2e.pii_db import connect
+
+    cust = book.customer("视图二")
+    loan = book.loan(cust.id, "6000.00", "0.18", 6, date(2026, 6, 15))
+    conv = _conversation_rows(app.state.sessionmaker, cust, loan.id, f"{cust.id:08d}V")["conv"]
+    env = {"PII_ENCRYPTION_KEY": DEV_PII_ENCRYPTION_KEY, "PII_HASH_KEY": DEV_PII_HASH_KEY}
+    with connect(db_url.removeprefix("sqlite:///"), env) as conn:
+        for table in ("complaint_tickets", "plan_requests", "settlement_intents", "handoff_cases", "otp_challenges"):
+            assert conn.execute(f"SELECT conversation, customer_id FROM {table} WHERE conversation = ?",
+                                (conv,)).fetchall() == [(conv, cust.id)], table
+        assert conn.execute("SELECT active_conversation FROM handoff_cases WHERE customer_id = ?",
+                            (cust.id,)).fetchone() == (conv,)
+        assert conn.execute("SELECT action FROM audit_log WHERE entity_type = 'conversation' AND entity_id = ?",
+                            (conv,)).fetchall() == [("verification.mismatch",)]
+        (detail,) = conn.execute("SELECT detail FROM audit_log WHERE action = 'verification.code_sent' "
+                                 "AND entity_id = ?", (str(cust.id),)).fetchone()
+        assert json.loads(detail) == {"conversation": conv}
+        conn.execute("UPDATE complaint_tickets SET description = 'x' WHERE reference = ?", (f"CP{cust.id:08d}V",))
+        with pytest.raises(NotImplementedError):
+            conn.execute("UPDATE complaint_tickets SET conversation = 'sms:+8613900000000' WHERE id = 1")
