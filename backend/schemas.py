@@ -8,12 +8,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message_zh: str
-    message_en: str
-
-
 class CustomerOut(BaseModel):
     id: int
     name: str
@@ -369,10 +363,6 @@ class HandoffCsatIn(BaseModel):
 
     score: int = Field(ge=1, le=5, strict=True)
     comment: str | None = Field(default=None, max_length=500)
-
-
-class OpenHandoffOut(BaseModel):
-    open: bool
 
 
 # --------------------------------------------------------------------------- complaint tickets

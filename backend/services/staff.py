@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import BusinessRules
@@ -130,13 +130,6 @@ def session_for(db: Session, rules: BusinessRules, token: str | None, now: datet
 def sign_out(db: Session, session: StaffSession, now: datetime) -> None:
     session.ended_at = now
     audit.record(db, session.staff.username, "staff.logout", "staff_user", session.staff_id)
-
-
-def end_sessions_of(db: Session, username: str, now: datetime) -> None:
-    """Sign a staff member out everywhere (deactivation, password change)."""
-    ids = select(StaffUser.id).where(StaffUser.username == username).scalar_subquery()
-    db.execute(update(StaffSession).where(StaffSession.staff_id == ids, or_(StaffSession.ended_at.is_(None)))
-               .values(ended_at=now))
 
 
 def check_csrf(session: StaffSession, sent: str | None) -> None:

@@ -34,7 +34,6 @@ WEEKDAY = "一二三四五六日天1234567"
 RE_PHONE = re.compile(r"(?:(?<=\+86)|(?<=\+86[ -])|(?<![\d-]))1[3-9]\d(?:[ -]?\d{4}){2}(?![\d-])")
 RE_OTP = re.compile(r"(?<![\dA-Za-z])\d{6}(?![\dA-Za-z])")
 RE_ID4 = re.compile(r"(?<![\dA-Za-z])\d{3}[\dXx](?![\dA-Za-z])")
-OTP_CONTEXT = re.compile(r"验证码|校验码|动态码|短信码|码是|收到的码")
 ID_CONTEXT = re.compile(r"身份证|证件|后四位|后4位|末四位|末4位|尾号|最后四位")
 RE_DATE = re.compile(
     "|".join([

@@ -54,7 +54,6 @@ TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/handoffs/queue"): {REPORTS},
     ("GET", "/api/v1/handoffs/by-conversation/{conversation}"): BOT,
     ("POST", "/api/v1/handoffs/{case_id}/csat"): BOT,
-    ("GET", "/api/v1/customers/{customer_id}/open-handoff"): BOT,
     # complaints: the bot files and reads; the list is a staff list
     ("POST", "/api/v1/complaints"): BOT,
     ("GET", "/api/v1/complaints"): {REPORTS},

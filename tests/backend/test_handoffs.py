@@ -1,5 +1,5 @@
 """Human handoff: opening cases, the queue, claim / reassign / first response / notes / close / CSAT,
-the wait estimate, staffed hours, masking of what the bot collected, and the open-handoff flag.
+the wait estimate, staffed hours and masking of what the bot collected.
 
 Each database test starts with empty handoff tables (the module's database is shared) and a clock it
 moves (the ``clock`` fixture replaces app.state.clock with ManualClock). Rules from config/business.yml, ``handoff``:
@@ -603,28 +603,10 @@ def test_csat_score_bounds_are_accepted(client, clock):
         assert (got["csat"], got["csat_comment"]) == (score, None)
 
 
-# --------------------------------------------------------------------------- the open-handoff flag
-
-def test_open_handoff_flag_follows_the_customers_live_case(client, clock, book):
-    cust = book.customer("韩梅梅")
-    other = book.customer("路人乙")
-    path = f"/api/v1/customers/{cust.id}/open-handoff"
-    assert ok(client.get(path, headers=HEADERS)) == {"open": False}
-    case = ok(create(client, customer_id=cust.id), 201)
-    ok(create(client), 201)  # a case without a customer
-    assert ok(client.get(path, headers=HEADERS)) == {"open": True}
-    assert ok(client.get(f"/api/v1/customers/{other.id}/open-handoff", headers=HEADERS)) == {"open": False}
-    ok(post(client, f"{BASE}/{case['id']}/claim", {"staff": "alice"}))
-    assert ok(client.get(path, headers=HEADERS)) == {"open": True}
-    ok(post(client, f"{BASE}/{case['id']}/close", {"by": "alice"}))
-    assert ok(client.get(path, headers=HEADERS)) == {"open": False}
-    assert_error(client.get("/api/v1/customers/999999/open-handoff", headers=HEADERS), 404, "not_found")
-
-
 def test_every_handoff_route_needs_the_api_key(client, clock):
     case = ok(create(client), 201)
     for method, path in [("POST", BASE), ("GET", f"{BASE}/queue"), ("GET", f"{BASE}/by-conversation/wechat:x"),
-                         ("POST", f"{BASE}/{case['id']}/csat"), ("GET", "/api/v1/customers/1/open-handoff")]:
+                         ("POST", f"{BASE}/{case['id']}/csat")]:
         resp = client.request(method, path, headers={"X-API-Key": "wrong"})
         assert resp.status_code == 401, (method, path)
 

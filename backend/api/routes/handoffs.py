@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from backend.api.deps import DB, ApiRoute, PathId, Rules, Scoped, Today
 from backend.core.errors import not_found
-from backend.schemas import HandoffCreatedOut, HandoffCsatIn, HandoffIn, HandoffOut, HandoffQueueItem, OpenHandoffOut
+from backend.schemas import HandoffCreatedOut, HandoffCsatIn, HandoffIn, HandoffOut, HandoffQueueItem
 from backend.services import handoff
 
 router = APIRouter(prefix="/api/v1", tags=["handoffs"], route_class=ApiRoute)
@@ -43,9 +43,3 @@ def handoff_by_conversation(conversation: str, db: DB, rules: Rules, _: Caller):
 def csat(case_id: PathId, data: HandoffCsatIn, db: DB, rules: Rules, caller: Caller):
     """The customer's rating, 1-5, once per closed case."""
     return handoff.case_out(handoff.rate(db, case_id, data.score, data.comment, caller), rules)
-
-
-@router.get("/customers/{customer_id}/open-handoff", response_model=OpenHandoffOut)
-def open_handoff_flag(customer_id: PathId, db: DB, _: Caller) -> OpenHandoffOut:
-    """Whether the customer has an open or claimed case (reminders are held back meanwhile)."""
-    return OpenHandoffOut(open=handoff.customer_has_open_case(db, customer_id))
