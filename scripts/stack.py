@@ -168,8 +168,7 @@ The assistant is running:
   Staff console (agent1 / agent2 / supervisor1, password CONSOLE_DEMO_PASSWORD in .env.example)
                                            http://127.0.0.1:{e['BACKEND_PORT']}/console
   Rasa server (REST, socket.io, HTTP API)  http://127.0.0.1:{e['RASA_PORT']}
-    try: curl -s -XPOST http://127.0.0.1:{e['RASA_PORT']}/webhooks/rest/webhook \\
-           -d '{{"sender": "web:1", "message": "我还欠多少钱"}}'
+    try (a signed-in web session of customer 1, then a question): see the README's Quick start
   Action server                            http://127.0.0.1:{e['ACTION_PORT']}
   Backend API (OpenAPI docs)               http://127.0.0.1:{e['BACKEND_PORT']}/docs
   Scheduler                                background process (var/run/scheduler.log)
