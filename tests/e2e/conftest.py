@@ -2,10 +2,13 @@
 with their own SQLite databases in a temporary folder (never the developer's var/)."""
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -126,3 +129,27 @@ def browser():
         b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+# --------------------------------------------------------------------------- outreach notices
+
+def plan_notice(stack: RunningStack, cid: int, loan_id: int, kind: str = "overdue_7") -> str:
+    """An outreach notice row as the planner writes it (the scheduler is not running here)."""
+    notice_id = str(uuid.uuid4())
+    now = datetime.now(timezone.utc)
+    with stack.db() as conn:
+        conn.execute(
+            "INSERT INTO outreach_notices (notice_id, customer_id, loan_id, instalment_seq, kind, dedupe_key, service, "
+            "priority, planned_on, planned_for, next_attempt_at, expires_at, status, attempts, payload, created_at) "
+            "VALUES (?, ?, ?, NULL, ?, ?, 0, 5, ?, ?, ?, ?, 'planned', 0, ?, ?)",
+            (notice_id, cid, loan_id, kind, f"e2e-{notice_id}", now.date().isoformat(), now.isoformat(),
+             now.isoformat(), (now + timedelta(days=3)).isoformat(), json.dumps({}), now.isoformat()))
+    return notice_id
+
+
+def trigger(stack: RunningStack, sender: str, notice_id: str, intent: str = "EXTERNAL_overdue_notice") -> str:
+    r = httpx.post(f"{stack.rasa_url}/conversations/{sender}/trigger_intent",
+                   params={"token": stack.env["RASA_API_TOKEN"], "output_channel": "latest"},
+                   json={"name": intent, "entities": {"notice_id": notice_id}}, timeout=60)
+    r.raise_for_status()
+    return "\n".join(m.get("text", "") for m in r.json().get("messages", []))

@@ -16,7 +16,7 @@ import re
 import sqlite3
 import sys
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tests.e2e.conftest import RunningStack  # noqa: E402
+from tests.e2e.conftest import RunningStack, plan_notice, trigger  # noqa: E402
 from tests.e2e.conversations import suite  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -224,24 +224,6 @@ def run_setup(stack: RunningStack, sc: dict, loan: dict | None) -> None:
     assert r.status_code == 201, r.text
 
 
-def trigger_notice(stack: RunningStack, sender: str, cid: int, loan: dict, kind: str) -> str:
-    """An outreach notice row as the planner writes it, then sent through Rasa (test_understanding)."""
-    notice_id = str(uuid.uuid4())
-    now = datetime.now(timezone.utc)
-    with stack.db() as conn:
-        conn.execute(
-            "INSERT INTO outreach_notices (notice_id, customer_id, loan_id, instalment_seq, kind, dedupe_key, service, "
-            "priority, planned_on, planned_for, next_attempt_at, expires_at, status, attempts, payload, created_at) "
-            "VALUES (?, ?, ?, NULL, ?, ?, 0, 5, ?, ?, ?, ?, 'planned', 0, ?, ?)",
-            (notice_id, cid, loan["id"], kind, f"e2e-{notice_id}", now.date().isoformat(), now.isoformat(),
-             now.isoformat(), (now + timedelta(days=3)).isoformat(), json.dumps({}), now.isoformat()))
-    r = httpx.post(f"{stack.rasa_url}/conversations/{sender}/trigger_intent",
-                   params={"token": stack.env["RASA_API_TOKEN"], "output_channel": "latest"},
-                   json={"name": "EXTERNAL_overdue_notice", "entities": {"notice_id": notice_id}}, timeout=60)
-    r.raise_for_status()
-    return "\n".join(m.get("text", "") for m in r.json().get("messages", []))
-
-
 def max_ids(stack: RunningStack) -> dict[str, int]:
     with stack.db() as conn:
         return {t: conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {t}").fetchone()[0]
@@ -434,7 +416,7 @@ def test_conversation(stack: RunningStack, sc: dict):
     run_setup(stack, sc, loan)
     loan_before = stack.backend(f"/loans/{loan['id']}").json() if loan else None
     if sc.get("notice"):
-        trigger_notice(stack, sender, cid, loan, sc["notice"])
+        trigger(stack, sender, plan_notice(stack, cid, loan["id"], sc["notice"]))
     failures: list[str] = []
     replies: list[str] = []
     for n, turn in enumerate(sc["turns"], 1):

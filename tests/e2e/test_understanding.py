@@ -4,16 +4,13 @@ SMS the assistant asks 「请问您是X**本人吗？」 and reads 「是」「�
 question's context ends with the borrower's next message."""
 from __future__ import annotations
 
-import json
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tests.e2e.conftest import RunningStack  # noqa: E402
+from tests.e2e.conftest import RunningStack, plan_notice, trigger  # noqa: E402
 from test_workflows import yuan  # noqa: E402
 
 
@@ -31,28 +28,6 @@ def overdue_borrower(stack: RunningStack, skip: int = 0) -> tuple[int, str, str,
             overdue.append((cid, phone, name, loan))
     assert len(overdue) > skip, "the demo data has overdue borrowers reachable by SMS"
     return overdue[skip]
-
-
-def plan_notice(stack: RunningStack, cid: int, loan_id: int, kind: str = "overdue_7") -> str:
-    """An outreach notice row as the planner writes it (the scheduler is not running here)."""
-    notice_id = str(uuid.uuid4())
-    now = datetime.now(timezone.utc)
-    with stack.db() as conn:
-        conn.execute(
-            "INSERT INTO outreach_notices (notice_id, customer_id, loan_id, instalment_seq, kind, dedupe_key, service, "
-            "priority, planned_on, planned_for, next_attempt_at, expires_at, status, attempts, payload, created_at) "
-            "VALUES (?, ?, ?, NULL, ?, ?, 0, 5, ?, ?, ?, ?, 'planned', 0, ?, ?)",
-            (notice_id, cid, loan_id, kind, f"e2e-{notice_id}", now.date().isoformat(), now.isoformat(),
-             now.isoformat(), (now + timedelta(days=3)).isoformat(), json.dumps({}), now.isoformat()))
-    return notice_id
-
-
-def trigger(stack: RunningStack, sender: str, notice_id: str, intent: str = "EXTERNAL_overdue_notice") -> str:
-    r = httpx.post(f"{stack.rasa_url}/conversations/{sender}/trigger_intent",
-                   params={"token": stack.env["RASA_API_TOKEN"], "output_channel": "latest"},
-                   json={"name": intent, "entities": {"notice_id": notice_id}}, timeout=60)
-    r.raise_for_status()
-    return "\n".join(m.get("text", "") for m in r.json().get("messages", []))
 
 
 def masked(name: str) -> str:
