@@ -8,7 +8,7 @@ APP_PY := .venv-app/bin/python
 BOT_PY := .venv-bot/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run stop test setup envs db model validate eval clean browser bench-outreach run-production-check
+.PHONY: run stop test lint setup envs db model validate eval clean browser bench-outreach run-production-check
 
 .venv-app/.installed: requirements/app.lock scripts/setup_envs.sh
 	@scripts/setup_envs.sh app
@@ -29,10 +29,10 @@ model: .venv-bot/.installed
 setup: envs db model
 
 run: setup
-	@$(APP_PY) scripts/stack.py up
+	@$(APP_PY) -m scripts.stack up
 
 stop:
-	@python3 scripts/stack.py down
+	@python3 -m scripts.stack down
 
 # The production profile (APP_ENV=production), proved against the real processes: a stack on free
 # ports with generated secrets; REST channel 404, action server on 127.0.0.1 only and 401 without
@@ -50,7 +50,12 @@ validate: .venv-bot/.installed
 browser:
 	@scripts/setup_envs.sh browser
 
-test: envs model browser
+# Lint (pyproject.toml [tool.ruff]: the rule set and why); the first step of `make test`.
+lint: .venv-app/.installed
+	@echo "==> ruff check"
+	@.venv-app/bin/ruff check .
+
+test: envs model browser lint
 	@echo "==> bot-side unit tests (Python 3.10: NLU components, entity normalisation)"
 	@$(BOT_PY) -m pytest tests/bot -q -p no:cacheprovider; rc=$$?; \
 	 if [ $$rc -eq 5 ]; then echo "no bot-side tests collected: failing" >&2; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc
@@ -68,7 +73,7 @@ BENCH_LOANS ?= 100000
 BENCH_DELIVER ?= 2000
 BENCH_ARGS ?=
 bench-outreach: envs model
-	@$(APP_PY) -m scheduler.bench_delivery --loans $(BENCH_LOANS) --deliver $(BENCH_DELIVER) $(BENCH_ARGS)
+	@$(APP_PY) -m bench.delivery --loans $(BENCH_LOANS) --deliver $(BENCH_DELIVER) $(BENCH_ARGS)
 
 # NLU benchmark: 5-fold cross-validation, reports and confusion matrix in reports/nlu.
 eval: .venv-bot/.installed

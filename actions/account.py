@@ -10,16 +10,20 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.backend import BackendClient, BackendError, backend
 from bot.nlu.normalize import normalize
+from bot.rules import rules_for
+from texts import text, words
 
-from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
 from .identity import require_customer, verified_customer_id
-from .knowledge import business_rules, kb
+from .knowledge import kb
+from .plan_status import answer_plan_status, find_request, plan_reference
+from .reading import has_any, message_text
 
 OPEN_STATUSES = {"active", "overdue", "restructured"}
-NOT_VERIFIED = "为保护您的账户安全，查询账户信息前需要先核实您的身份。"
-BUSY = "系统暂时繁忙，查询不到您的账户信息，请稍后再试。"
+NOT_VERIFIED = text("account.not_verified")
+BUSY = text("account.busy")
 
 
 def latest_entity(tracker: Tracker, name: str) -> str | None:
@@ -47,7 +51,7 @@ class AccountAnswer(Action, ABC):
     include_settled = False
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        client = BackendClient()
+        client = backend()
         try:
             customer_id = await verified_or_told(dispatcher, client, tracker)
             if customer_id is None:
@@ -57,14 +61,12 @@ class AccountAnswer(Action, ABC):
                 loans = [loan for loan in loans if loan["status"] in OPEN_STATUSES]
             if not loans:
                 settled = [loan for loan in all_loans if loan["status"] == "settled"]
-                dispatcher.utter_message(text="".join(settled_text(loan) for loan in settled) + "您目前没有未结清的借款。"
-                                         if settled else "您目前没有未结清的借款。")
+                dispatcher.utter_message(text="".join(settled_text(loan) for loan in settled)
+                                         + text("account.no_open_loans"))
                 return []
             return await self.respond(dispatcher, tracker, client, loans)
-        except BackendRefused as exc:
-            dispatcher.utter_message(text=exc.message_zh)
-        except BackendUnavailable:
-            dispatcher.utter_message(text=BUSY)
+        except BackendError as exc:
+            dispatcher.utter_message(text=exc.message_zh or BUSY)
         return []
 
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, client: BackendClient,
@@ -86,7 +88,7 @@ class AccountAnswer(Action, ABC):
     def ask_which(self, dispatcher: CollectingDispatcher, loans: list[dict]) -> None:
         buttons = [{"title": loan_name(loan),
                     "payload": f"/{self.intent}{json.dumps({'loan_ref': loan['loan_no_last4']})}"} for loan in loans]
-        dispatcher.utter_message(text="您名下有多笔借款，请问要查询哪一笔？", buttons=buttons)
+        dispatcher.utter_message(text=text("account.which_loan"), buttons=buttons)
 
     @abstractmethod
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, client: BackendClient,
@@ -96,22 +98,26 @@ class AccountAnswer(Action, ABC):
 
 def settled_text(loan: dict) -> str:
     """「您的个人消费贷（尾号1234）已于2026年11月3日（周二）结清，无需再还款。」"""
-    when = f"已于{day(loan['settled_on'], with_year=True)}结清" if loan.get("settled_on") else "已结清"
-    return f"您的{loan_name(loan)}{when}，无需再还款。"
+    when = (text("account.settled.dated", date=day(loan["settled_on"], with_year=True)) if loan.get("settled_on")
+            else text("account.settled.undated"))
+    return text("account.settled.loan", loan=loan_name(loan), when=when)
 
 
 def balance_text(loan: dict) -> str:
-    parts = [f"本金 {yuan(loan['outstanding_principal'])}", f"利息 {yuan(loan['outstanding_interest'])}"]
+    parts = [text("account.balance.principal", amount=yuan(loan["outstanding_principal"])),
+             text("account.balance.interest", amount=yuan(loan["outstanding_interest"]))]
     if loan["outstanding_fees"] != "0.00":
-        parts.append(f"费用 {yuan(loan['outstanding_fees'])}")
+        parts.append(text("account.balance.fees", amount=yuan(loan["outstanding_fees"])))
     if loan["penalty_interest"] != "0.00":
-        parts.append(f"罚息 {yuan(loan['penalty_interest'])}")
-    lines = [f"您的{loan_name(loan)}剩余应还 {yuan(loan['total_outstanding'])}（{'、'.join(parts)}）。"]
+        parts.append(text("account.balance.penalty", amount=yuan(loan["penalty_interest"])))
+    lines = [text("account.balance.total", loan=loan_name(loan), total=yuan(loan["total_outstanding"]),
+                  parts=text("format.enumeration").join(parts))]
     if loan["days_past_due"] > 0:
-        lines.append(f"目前已逾期 {loan['days_past_due']} 天，逾期应还 {yuan(loan['overdue_amount'])}"
-                     f"（含罚息 {yuan(loan['penalty_interest'])}），请尽快还款。")
+        lines.append(text("account.balance.overdue", days=loan["days_past_due"], amount=yuan(loan["overdue_amount"]),
+                          penalty=yuan(loan["penalty_interest"])))
     if loan["next_due_date"]:
-        lines.append(f"下一期 {day(loan['next_due_date'])} 到期，应还 {yuan(loan['next_instalment_amount'])}。")
+        lines.append(text("account.balance.next_due", date=day(loan["next_due_date"]),
+                          amount=yuan(loan["next_instalment_amount"])))
     return "".join(lines)
 
 
@@ -135,15 +141,15 @@ class ActionAnswerSchedule(AccountAnswer):
     async def answer(self, dispatcher, tracker, client, loan) -> list:
         rows = [r for r in await client.schedule(loan["id"]) if r["amount_outstanding"] != "0.00"]
         if not rows:
-            dispatcher.utter_message(text=f"您的{loan_name(loan)}已没有待还的期数。")
+            dispatcher.utter_message(text=text("account.schedule.nothing_due", loan=loan_name(loan)))
             return []
-        upcoming = "；".join(f"{day(r['due_date'])} {yuan(r['amount_outstanding'])}" for r in rows[:3])
+        upcoming = text("format.series").join(f"{day(r['due_date'])} {yuan(r['amount_outstanding'])}" for r in rows[:3])
         last = rows[-1]
-        text = (f"您的{loan_name(loan)}还剩 {len(rows)} 期未还，最近几期：{upcoming}。"
-                f"最后一期在{day(last['due_date'], with_year=True)}。")
+        answer = text("account.schedule.summary", loan=loan_name(loan), count=len(rows), upcoming=upcoming,
+                      last_date=day(last["due_date"], with_year=True))
         if loan["days_past_due"] > 0:
-            text += f"其中已逾期 {loan['days_past_due']} 天的部分请尽快还款。"
-        dispatcher.utter_message(text=text)
+            answer += text("account.schedule.overdue", days=loan["days_past_due"])
+        dispatcher.utter_message(text=answer)
         return []
 
 
@@ -156,9 +162,6 @@ class ActionAnswerLoanStatus(AccountAnswer):
 
     async def respond(self, dispatcher, tracker, client, loans) -> list:
         # 「我的申请怎么样了」 is about the repayment-plan request, when there is one.
-        from .plan_request import answer_plan_status, find_request, plan_reference
-        from .workflows import has_any, message_text
-
         reference = plan_reference(tracker)
         if reference or has_any(message_text(tracker), "application"):
             customer_id = await require_customer(client, tracker)
@@ -171,11 +174,12 @@ class ActionAnswerLoanStatus(AccountAnswer):
             if loan["status"] == "settled":
                 lines.append(settled_text(loan))
             elif loan["days_past_due"] > 0:
-                lines.append(f"{loan_name(loan)}：已逾期 {loan['days_past_due']} 天，逾期应还 {yuan(loan['overdue_amount'])}。")
+                lines.append(text("account.status.overdue", loan=loan_name(loan), days=loan["days_past_due"],
+                                  amount=yuan(loan["overdue_amount"])))
             elif loan["status"] == "restructured":
-                lines.append(f"{loan_name(loan)}：已办理协商还款，按新计划正常还款中。")
+                lines.append(text("account.status.restructured", loan=loan_name(loan)))
             else:
-                lines.append(f"{loan_name(loan)}：正常还款中，没有逾期。")
+                lines.append(text("account.status.current", loan=loan_name(loan)))
         dispatcher.utter_message(text="\n".join(lines))
         return []
 
@@ -193,10 +197,12 @@ class ActionAnswerPaymentHistory(AccountAnswer):
     async def answer(self, dispatcher, tracker, client, loan) -> list:
         payments = await client.payments(loan["id"])
         if not payments:
-            dispatcher.utter_message(text=f"您的{loan_name(loan)}暂时没有还款记录。")
+            dispatcher.utter_message(text=text("account.history.none", loan=loan_name(loan)))
             return []
-        recent = "；".join(f"{day(p['paid_on'], with_year=True)} {yuan(p['amount'])}" for p in payments[:3])
-        dispatcher.utter_message(text=f"您的{loan_name(loan)}最近的还款记录：{recent}。共 {len(payments)} 笔还款。")
+        recent = text("format.series").join(f"{day(p['paid_on'], with_year=True)} {yuan(p['amount'])}"
+                                            for p in payments[:3])
+        dispatcher.utter_message(text=text("account.history.recent", loan=loan_name(loan), recent=recent,
+                                           count=len(payments)))
         return []
 
 
@@ -210,21 +216,21 @@ class ActionCheckPaymentMade(AccountAnswer):
     @staticmethod
     def window_start(as_of: date, named: date | None) -> date:
         """Where to start looking: the last few days, or back to the day the borrower named."""
-        rules = business_rules()["payment_check"]
+        rules = rules_for("payment_check")
         start = as_of - timedelta(days=rules["default_days_back"])
         if named and named < start:
             start = max(named, as_of - timedelta(days=rules["max_days_back"]))
         return start
 
     @staticmethod
-    def period_start(text: str, today: date) -> str | None:
+    def period_start(message: str, today: date) -> str | None:
         """「上个月」「上周」 name no day, only a period: the check looks back to its first day.
         (The entity extractor's dates are days; these periods only mean something here.)"""
-        if any(w in text for w in ("上个月", "上月")):
+        if any(w in message for w in words("vocabulary.period.last_month")):
             return (today.replace(day=1) - timedelta(days=1)).replace(day=1).isoformat()
-        if any(w in text for w in ("上周", "上星期", "上礼拜", "上个星期", "上个礼拜")):
+        if any(w in message for w in words("vocabulary.period.last_week")):
             return (today - timedelta(days=today.weekday() + 7)).isoformat()
-        if any(w in text for w in ("这个月", "本月", "月初")):
+        if any(w in message for w in words("vocabulary.period.this_month")):
             return today.replace(day=1).isoformat()
         return None
 
@@ -244,12 +250,12 @@ class ActionCheckPaymentMade(AccountAnswer):
             recent = sorted((p for p in recent if p["paid_on"] >= named), key=lambda p: p["paid_on"]) or recent
         if recent:
             p = recent[0]
-            text = f"已收到您{day(p['paid_on'])}的还款 {yuan(p['amount'])}，已入账到{loan_name(loan)}。"
+            answer = text("account.payment_check.received", date=day(p["paid_on"]), amount=yuan(p["amount"]),
+                          loan=loan_name(loan))
             if loan["status"] != "settled" and loan["days_past_due"] > 0:
-                text += f"目前仍有逾期应还 {yuan(loan['overdue_amount'])}。"
-            dispatcher.utter_message(text=text)
+                answer += text("account.payment_check.still_overdue", amount=yuan(loan["overdue_amount"]))
+            dispatcher.utter_message(text=answer)
         else:
-            dispatcher.utter_message(text=(
-                f"暂未查到{loan_name(loan)}{day(start)}以来的还款入账。银行转账一般1-2个工作日到账，"
-                "如已超过时间仍未入账，请保留转账凭证并回复「转人工」。"))
+            dispatcher.utter_message(text=text("account.payment_check.not_found", loan=loan_name(loan),
+                                               since=day(start)))
         return []

@@ -32,10 +32,13 @@ def ask(context: str) -> SlotSet:
 def context_is_stale(events: list[dict]) -> bool:
     """Was the context set before the borrower's previous message (not in the bot's last turn)?"""
     users = [i for i, e in enumerate(events) if e.get("event") == "user"]
-    if len(users) < 2:
+    if not users:
         return True
+    # No earlier message: a context set before this one was set in the bot's last turn (a notice the
+    # backend appended to a new conversation asks the identity question without a user event).
+    previous = users[-2] if len(users) >= 2 else -1
     set_at = [i for i, e in enumerate(events) if e.get("event") == "slot" and e.get("name") == SLOT and e.get("value")]
-    return not set_at or set_at[-1] < users[-2]
+    return not set_at or set_at[-1] < previous
 
 
 class ActionAnswerContext(Action):

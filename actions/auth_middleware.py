@@ -22,6 +22,8 @@ from typing import Any
 import pluggy
 from sanic import response
 
+from bot.backend import close_backend
+
 hookimpl = pluggy.HookimplMarker("rasa_sdk")
 OPEN_PATHS = frozenset({"/health"})  # stack.py's readiness check; it tells nothing
 
@@ -57,6 +59,8 @@ class TokenPlugin:
     @hookimpl
     def attach_sanic_app_extensions(self, app: Any) -> None:
         attach(app, self.token)
+        # The backend client's session lives as long as the server (bot/backend.py).
+        app.register_listener(close_backend, "after_server_stop")
 
 
 def serve(host: str, port: int, token: str, actions: str = "actions") -> None:

@@ -11,7 +11,9 @@ import logging
 
 from rasa_sdk import Tracker
 
-from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from bot.backend import BackendClient, BackendError, backend
+from texts import text
+
 from .identity import split_sender, verified_customer_id
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ async def save_complaint_draft(tracker: Tracker, client: BackendClient | None = 
     description = tracker.get_slot("complaint_description")
     if not category and not description:
         return None
-    client = client or BackendClient()
+    client = client or backend()
     channel, _ = split_sender(tracker.sender_id)
     outcome = tracker.get_slot("complaint_outcome")
     try:
@@ -38,9 +40,9 @@ async def save_complaint_draft(tracker: Tracker, client: BackendClient | None = 
             "customer_id": await verified_customer_id(client, tracker),
             "category": category or "other",
             "other_categories": [c for c in tracker.get_slot("complaint_other_categories") or [] if c != category],
-            "description": description or "（客户未说明经过）",
+            "description": description or text("complaint.draft_no_description"),
             "desired_outcome": None if outcome in (None, "-") else outcome,
             "contact": tracker.get_slot("complaint_contact"), "draft": True})
-    except (BackendRefused, BackendUnavailable) as exc:
+    except BackendError as exc:
         log.warning("complaint draft not saved: %s", type(exc).__name__)
         return None

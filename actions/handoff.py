@@ -19,19 +19,20 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.backend import BackendClient, BackendError, backend
 from bot.nlu.normalize import normalize
+from bot.rules import rules_for
+from texts import raw, section, text
 
-from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .complaint_draft import in_complaint, save_complaint_draft
 from .formatting import day
 from .identity import split_sender, verified_customer_id
-from .knowledge import business_rules, kb
+from .knowledge import kb
 
 log = logging.getLogger(__name__)
 
 SUMMARY_MESSAGES = 6  # the borrower's last messages quoted in the case summary
-REASON_LABELS = {"request_human": "客户要求转人工", "repeated_fallback": "连续两次未能理解", "distress": "情绪危机/自伤风险",
-                 "vip_plan": "VIP或高风险客户咨询还款方案", "complaint_high": "高优先级投诉", "plan_review": "还款方案需人工审核"}
+REASON_LABELS = section("handoff.summary.reasons")
 
 
 def _distress(tracker: Tracker) -> bool:
@@ -42,10 +43,13 @@ def _summary(tracker: Tracker, reason: str) -> str:
     """What the bot collected, for the staff member who picks the case up (the backend masks
     personal numbers before storing it)."""
     users = [e for e in tracker.events if e.get("event") == "user" and e.get("text")]
-    lines = [f"转人工原因：{REASON_LABELS.get(reason, reason)}", f"身份已验证：{'是' if tracker.get_slot('verified') else '否'}"]
+    verified = text("handoff.summary.answer_yes" if tracker.get_slot("verified") else "handoff.summary.answer_no")
+    lines = [text("handoff.summary.reason", reason=REASON_LABELS.get(reason, reason)),
+             text("handoff.summary.verified", answer=verified)]
     intents = [(e.get("parse_data") or {}).get("intent", {}).get("name") for e in users[-SUMMARY_MESSAGES:]]
-    lines.append("识别到的意图：" + "、".join(i for i in intents if i) if any(intents) else "识别到的意图：无")
-    lines += [f"客户：{e['text'][:200]}" for e in users[-SUMMARY_MESSAGES:]]
+    lines.append(text("handoff.summary.intents", intents=text("format.enumeration").join(i for i in intents if i))
+                 if any(intents) else text("handoff.summary.no_intents"))
+    lines += [text("handoff.summary.message", text=e["text"][:200]) for e in users[-SUMMARY_MESSAGES:]]
     return "\n".join(lines)
 
 
@@ -54,7 +58,7 @@ def _wait_text(case: dict) -> str:
         ahead = max(0, int(case.get("position", 1)) - 1)
         queue = kb("handoff_queue_ahead", ahead=ahead) if ahead else ""
         return kb("handoff_staffed", reference=case["reference"], queue=queue, wait=case["wait_minutes"])
-    hours = business_rules()["handoff"]["staffed_hours"]
+    hours = rules_for("handoff")["staffed_hours"]
     reopen_at = datetime.fromisoformat(case["next_staffed_at"])
     return kb("handoff_after_hours", start=hours["start"], end=hours["end"], reference=case["reference"],
               reopen=f"{day(reopen_at.date())}{reopen_at:%H:%M}", wait=case["wait_minutes"])
@@ -66,15 +70,15 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
     distress = reason == "distress"
     if distress:
         dispatcher.utter_message(text=kb("handoff_distress"))
-    client = BackendClient()
+    client = backend()
     channel, _ = split_sender(tracker.sender_id)
     if in_complaint(tracker):  # the person takes over; what was said is kept for staff
         await save_complaint_draft(tracker, client)
     try:
         customer_id = await verified_customer_id(client, tracker)
         case = await client.open_handoff(tracker.sender_id, channel, customer_id, reason, _summary(tracker, reason))
-    except (BackendUnavailable, BackendRefused) as exc:
-        log.warning("handoff not opened: %s", type(exc).__name__)
+    except BackendError as exc:
+        log.warning("handoff not opened: backend %s", "refused" if exc.refused else "unavailable")
         dispatcher.utter_message(text=kb("handoff_failed"))
         return []
     dispatcher.utter_message(text=_wait_text(case))
@@ -101,7 +105,7 @@ async def plan_needs_person(client: BackendClient, tracker: Tracker) -> bool:
     if customer_id is None:
         return False
     customer = await client.customer(customer_id) or {}
-    segments = business_rules()["handoff"].get("plan_segments", {})
+    segments = rules_for("handoff")["plan_segments"]
     return any(customer.get(field) in tiers for field, tiers in segments.items())
 
 
@@ -124,8 +128,8 @@ class ActionHandoffClosed(Action):
         return [SlotSet("handoff_case", case_id), SlotSet("csat_score", None), SlotSet("csat_comment", None)]
 
 
-_SCORE = re.compile(r"([1-5一二三四五两])\s*(?:分|星|颗星)?")
-_NO_COMMENT = re.compile(r"^(没有|没|无|不用|不用了|跳过|算了|没了|没啥|没什么|no|n|不)\W*$", re.I)
+_SCORE = re.compile(raw("vocabulary.csat_score"))
+_NO_COMMENT = re.compile(raw("vocabulary.csat_no_comment"), re.I)
 
 
 def parse_score(text: str) -> int | None:
@@ -181,11 +185,10 @@ class ActionSubmitCsat(Action):
             dispatcher.utter_message(text=kb("csat_skipped"))
             return reset
         try:
-            await BackendClient().rate_handoff(int(case_id), int(score), None if comment == "none" else comment)
-        except BackendRefused:
-            pass  # already rated (e.g. a repeated message): the thanks still stands
-        except BackendUnavailable:
-            dispatcher.utter_message(text=kb("handoff_failed_rating"))
-            return reset
+            await backend().rate_handoff(int(case_id), int(score), None if comment == "none" else comment)
+        except BackendError as exc:
+            if not exc.refused:  # refused: already rated (e.g. a repeated message), the thanks still stands
+                dispatcher.utter_message(text=kb("handoff_failed_rating"))
+                return reset
         dispatcher.utter_message(text=kb("csat_thanks"))
         return reset

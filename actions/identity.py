@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rasa_sdk import Tracker
 
-from .backend_client import BackendClient
+from bot.backend import BackendClient, BackendError
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def split_sender(sender_id: str) -> tuple[str, str]:
 
 async def resolve_caller(client: BackendClient, sender_id: str) -> Caller:
     channel, external = split_sender(sender_id)
-    # BackendClient.identity answers None for an id no channel produces (e.g. "../web/7", "5" on web).
+    # The client's identity() answers None for an id no channel produces (e.g. "../web/7", "5" on web).
     ident = await client.identity(channel, external) if channel and external else None
     if not ident:
         return Caller(channel, external, None, False, "unknown")
@@ -62,11 +62,9 @@ async def verified_customer_id(client: BackendClient, tracker: Tracker) -> int |
 
 async def customer_id_or_none(client: BackendClient, tracker: Tracker) -> int | None:
     """verified_customer_id for code paths that must not fail when the backend is away."""
-    from .backend_client import BackendUnavailable
-
     try:
         return await verified_customer_id(client, tracker)
-    except BackendUnavailable:
+    except BackendError:
         return None
 
 

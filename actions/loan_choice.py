@@ -7,11 +7,13 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.backend import BackendClient, BackendError, backend
+from texts import text
+
 from .account import OPEN_STATUSES
-from .backend_client import BackendClient, BackendUnavailable
 from .formatting import loan_name
 from .identity import require_customer
-from .workflows import entity, message_text
+from .reading import entity, message_text
 
 _LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 
@@ -46,10 +48,11 @@ class ActionAskFormLoan(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         try:
-            client = BackendClient()
+            client = backend()
             loans = await open_loans(client, await require_customer(client, tracker))
-        except (BackendUnavailable, TypeError, ValueError):
+        except (BackendError, TypeError, ValueError):
             loans = []
-        buttons = [{"title": loan_name(loan), "payload": f"尾号{loan['loan_no_last4']}"} for loan in loans]
-        dispatcher.utter_message(text="您名下有多笔借款，请问是哪一笔？", buttons=buttons)
+        buttons = [{"title": loan_name(loan), "payload": text("service.loan_button", last4=loan["loan_no_last4"])}
+                   for loan in loans]
+        dispatcher.utter_message(text=text("service.which_loan"), buttons=buttons)
         return []

@@ -3,7 +3,7 @@ household bill (the `product` entity with role `elsewhere`, bot/nlu/entities.py)
 
 The classifier still says what is asked (「花呗逾期会怎样」 is ask_overdue_consequences); the rule in
 data/rules.yml sends any such question here instead of to our account answers, so we never answer
-with our figures for someone else's product. The texts (config/knowledge_base.yml) say what we
+with our figures for someone else's product. The texts (texts/zh/knowledge.yml) say what we
 cannot do, where to go instead, and what we can do."""
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
+
+from texts import text
 
 from .knowledge import has_kb, kb
 
@@ -35,7 +37,7 @@ class ActionOtherProduct(Action):
         return "action_other_product"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        kind, words = product_mention(tracker) or ("other_lender", "其他机构的产品")
+        kind, words = product_mention(tracker) or ("other_lender", text("service.other_product_unnamed"))
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         parts = [kb(f"other_product_{kind}", product=words)]
         if intent and has_kb(f"other_product_{intent}"):

@@ -1,4 +1,4 @@
-"""Answers from the knowledge base (config/knowledge_base.yml), personalised when verified."""
+"""Answers from the knowledge base (texts/zh/knowledge.yml), personalised when verified."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -7,8 +7,10 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.backend import BackendClient, BackendError, backend
+from texts import text
+
 from .account import OPEN_STATUSES
-from .backend_client import BackendClient, BackendUnavailable
 from .formatting import percent, yuan
 from .identity import verified_customer_id
 from .knowledge import kb
@@ -26,8 +28,8 @@ class KnowledgeAnswer(Action, ABC):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         dispatcher.utter_message(text=kb(self.key))
         try:
-            extra = await self.personal(BackendClient(), tracker)
-        except BackendUnavailable:
+            extra = await self.personal(backend(), tracker)
+        except BackendError:
             extra = None
         if extra:
             dispatcher.utter_message(text=extra)
@@ -84,7 +86,7 @@ class ActionOutOfScope(KnowledgeAnswer):
         return "action_out_of_scope"
 
     async def run(self, dispatcher, tracker, domain) -> list:
-        dispatcher.utter_message(text="抱歉，这个问题我暂时回答不了。")
+        dispatcher.utter_message(text=text("service.out_of_scope"))
         return await super().run(dispatcher, tracker, domain)
 
 

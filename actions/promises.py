@@ -11,18 +11,19 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot import clock
+from bot import clock, contract
+from bot.backend import BackendError, backend
+from texts import raw, text
 
 from .account import AccountAnswer
-from .backend_client import BackendClient, BackendUnavailable
 from .formatting import day, loan_name, yuan
 from .identity import require_customer, split_sender
 from .loan_choice import open_loans
 from .workflows import WorkflowForm, entity
 
 
-_REST = re.compile(r"剩下|剩余|其余|余下|剩的|尾款|其他的")
-_CLAUSE = re.compile(r"[，,；;。.!！]|(?=剩下|剩余|其余|余下|然后|再)")
+_REST = re.compile(raw("vocabulary.promise_rest"))
+_CLAUSE = re.compile(raw("vocabulary.promise_clause"))
 
 
 def instalments_promised(tracker: Tracker) -> list[tuple[str, str | None, bool]]:
@@ -59,7 +60,7 @@ class ValidatePromiseForm(WorkflowForm):
     than what is outstanding on the loan the promise is for); the shared form rules apply."""
 
     form = "promise_form"
-    label = "还款承诺登记"
+    label = text("promise.form_label")
     slots = ("promise_date", "promise_amount", "promise_amount_pending")
 
     own_intent = "promise_to_pay"
@@ -82,9 +83,9 @@ class ValidatePromiseForm(WorkflowForm):
         try:
             d = date.fromisoformat(str(value))
         except ValueError:
-            return self.invalid(dispatcher, tracker, "promise_date", "没听清具体日期，请告诉我哪天还款，例如「明天」或「12月5日」。")
+            return self.invalid(dispatcher, tracker, "promise_date", text("promise.no_date"))
         if d < clock.today():
-            return self.invalid(dispatcher, tracker, "promise_date", "这个日期已经过去了，请告诉我今天或以后的日期。")
+            return self.invalid(dispatcher, tracker, "promise_date", text("promise.past_date"))
         amount = tracker.get_slot("promise_amount")
         # At activation only the form's own slots are candidates: an amount said with the date
         # (「明天还100万」) is checked here.
@@ -97,16 +98,16 @@ class ValidatePromiseForm(WorkflowForm):
             value = value[0]
         try:
             amount = Decimal(str(value))
-            client = BackendClient()
+            client = backend()
             loans = await open_loans(client, await require_customer(client, tracker))
-        except (InvalidOperation, TypeError, ValueError, BackendUnavailable):
+        except (InvalidOperation, TypeError, ValueError, BackendError):
             return self.valid(promise_amount=None, promise_amount_pending=None)  # the backend checks it again
         loan = ActionRecordPromise.choose(loans, tracker) if loans else None
         if loan is None or Decimal(loan["total_outstanding"]) >= amount > 0:
             return self.valid(promise_amount=str(amount), promise_amount_pending=None)
         return {**self.invalid(dispatcher, tracker, "promise_amount",
-                               f"{yuan(amount)}超过了您{loan_name(loan)}剩余应还的 {yuan(loan['total_outstanding'])}，"
-                               "请重新告诉我打算还多少。"), "promise_amount_pending": "yes"}
+                               text("promise.too_much", amount=yuan(amount), loan=loan_name(loan),
+                                    outstanding=yuan(loan["total_outstanding"]))), "promise_amount_pending": "yes"}
 
 
 class ActionRecordPromise(AccountAnswer):
@@ -129,7 +130,7 @@ class ActionRecordPromise(AccountAnswer):
         if not promised:
             return []  # the form was cancelled, expired or handed to a person: it said so already
         channel, _ = split_sender(tracker.sender_id)
-        channel = channel if channel in ("wechat", "sms", "web") else "web"
+        channel = channel if channel in contract.values("channel") else "web"
         parts = instalments_promised(tracker)
         if len(parts) >= 2:  # 「明天先还两千，剩下的下周五还」: each part is its own promise
             named = sum((Decimal(a) for _, a, _ in parts if a), Decimal(0))
@@ -141,13 +142,13 @@ class ActionRecordPromise(AccountAnswer):
                     if amount is None:
                         continue
                 promise = await client.record_promise(loan["id"], when, amount, channel)
-                recorded.append(f"{day(promise['promised_date'])}还款 {yuan(promise['amount'])}")
-            dispatcher.utter_message(text=f"好的，已为您登记：{'；'.join(recorded)}（{loan_name(loan)}）。"
-                                          "请在约定的日子确保还款账户资金充足，感谢您的配合。")
+                recorded.append(text("promise.instalment", date=day(promise["promised_date"]),
+                                     amount=yuan(promise["amount"])))
+            dispatcher.utter_message(text=text("promise.recorded_several", loan=loan_name(loan),
+                                               instalments=text("format.series").join(recorded)))
             return done
         amount = tracker.get_slot("promise_amount")
         promise = await client.record_promise(loan["id"], promised, amount, channel)
-        dispatcher.utter_message(text=(
-            f"好的，已为您登记：{day(promise['promised_date'])}还款 {yuan(promise['amount'])}（{loan_name(loan)}）。"
-            "请在当天确保还款账户资金充足，感谢您的配合。"))
+        dispatcher.utter_message(text=text("promise.recorded", loan=loan_name(loan), instalment=text(
+            "promise.instalment", date=day(promise["promised_date"]), amount=yuan(promise["amount"]))))
         return done

@@ -13,8 +13,10 @@ import logging
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
+from texts import text
+
 log = logging.getLogger(__name__)
-APOLOGY = "抱歉，系统出了点问题，请稍后再试，或回复「转人工」联系人工客服。"
+APOLOGY = text("service.apology")
 
 
 def install() -> None:

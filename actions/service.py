@@ -7,24 +7,16 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from .backend_client import BackendClient, BackendUnavailable
+from bot.backend import BackendClient, BackendError, backend
+from texts import section, text
+
 from .identity import resolve_caller, split_sender, verified_customer_id
 from .handoff import hand_over
 from .knowledge import kb
 from .session import RESET_SLOTS
 
 # Topics offered as buttons when the bot did not understand (title, intent).
-SUGGESTIONS = {
-    "query_balance": "查询待还金额",
-    "query_repayment_schedule": "查询还款日",
-    "query_payment_history": "查询还款记录",
-    "ask_repayment_method": "怎么还款",
-    "ask_interest_fees": "利息和费用",
-    "request_repayment_plan": "还款困难/协商还款",
-    "query_loan_status": "借款状态",
-    "request_early_repayment": "提前结清",
-    "complaint": "投诉建议",
-}
+SUGGESTIONS = section("service.suggestions")
 DEFAULT_SUGGESTIONS = ["query_balance", "query_repayment_schedule"]
 
 
@@ -44,14 +36,14 @@ class ActionUnsubscribe(Action):
         return "action_unsubscribe"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        client = BackendClient()
+        client = backend()
         try:
             customer_id = await reminder_customer(client, tracker)
             if customer_id is not None:
                 await client.unsubscribe(customer_id)
                 dispatcher.utter_message(text=kb("unsubscribe_done"))
                 return []
-        except BackendUnavailable:
+        except BackendError:
             pass
         dispatcher.utter_message(text=kb("unsubscribe_unknown"))
         return []
@@ -65,7 +57,7 @@ class ActionResubscribe(Action):
         return "action_resubscribe"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        client = BackendClient()
+        client = backend()
         try:
             customer_id = await reminder_customer(client, tracker)
             if customer_id is None:
@@ -77,7 +69,7 @@ class ActionResubscribe(Action):
                 dispatcher.utter_message(text=kb("resubscribe_done"))
             else:
                 dispatcher.utter_message(text=kb("reminders_already_on"))
-        except BackendUnavailable:
+        except BackendError:
             dispatcher.utter_message(text=kb("service_busy"))
         return []
 
@@ -92,8 +84,8 @@ class ActionWrongPerson(Action):
         channel, external = split_sender(tracker.sender_id)
         try:
             if channel and external:
-                await BackendClient().mark_wrong_person(channel, external)
-        except BackendUnavailable:
+                await backend().mark_wrong_person(channel, external)
+        except BackendError:
             pass  # the apology still goes out; nothing is disclosed either way
         dispatcher.utter_message(text=kb("wrong_person"))
         events = [SlotSet("verified", False), SlotSet("customer_id", None), SlotSet("loan_ref", None)]
@@ -127,6 +119,6 @@ class ActionFallback(Action):
             if len(likely) < 2 and extra not in likely:
                 likely.append(extra)
         dispatcher.utter_message(
-            text="抱歉，我没太理解您的意思，能换个说法吗？您是想问：",
+            text=text("service.fallback"),
             buttons=[{"title": SUGGESTIONS[i], "payload": f"/{i}"} for i in likely])
         return []

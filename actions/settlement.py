@@ -14,10 +14,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+import texts
 from bot import clock
+from bot.backend import BackendError, backend
 
 from .account import BUSY, NOT_VERIFIED
-from .backend_client import BackendClient, BackendRefused, BackendUnavailable
 from .formatting import day, loan_name, yuan
 from .identity import require_customer, split_sender, verified_customer_id
 from .knowledge import kb
@@ -27,17 +28,20 @@ from .workflows import (
 )
 
 SETTLE_SLOTS = ("form_loan", "settle_date", "settle_confirm")
-SETTLE_WORDS = re.compile(r"还清|结清|一次性|全部还|都还了|还完")
+SETTLE_WORDS = re.compile(texts.raw("vocabulary.settle_words"))
+RECORD_WORDS = tuple(texts.words("vocabulary.settle_record"))
 
 
 def quote_text(loan: dict, quote: dict) -> str:
-    parts = f"本金 {yuan(quote['principal'])}、利息 {yuan(quote['interest'])}"
+    parts = texts.text("settlement.quote.principal_interest", principal=yuan(quote["principal"]),
+                       interest=yuan(quote["interest"]))
     if quote["penalty_interest"] != "0.00":
-        parts += f"、罚息 {yuan(quote['penalty_interest'])}"
+        parts += texts.text("settlement.quote.penalty", amount=yuan(quote["penalty_interest"]))
     if quote["fees"] != "0.00":
-        parts += f"、费用 {yuan(quote['fees'])}"
-    parts += f"、提前结清手续费 {yuan(quote['early_settlement_fee'])}"
-    return f"如在{day(quote['settle_on'])}提前结清{loan_name(loan)}，需还款 {yuan(quote['total'])}（{parts}）。"
+        parts += texts.text("settlement.quote.fees", amount=yuan(quote["fees"]))
+    parts += texts.text("settlement.quote.early_fee", amount=yuan(quote["early_settlement_fee"]))
+    return texts.text("settlement.quote.total", date=day(quote["settle_on"]), loan=loan_name(loan),
+                      total=yuan(quote["total"]), parts=parts)
 
 
 class ActionSettlementStart(Action):
@@ -45,18 +49,18 @@ class ActionSettlementStart(Action):
         return "action_settlement_start"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        client = BackendClient()
+        client = backend()
         try:
             customer_id = await verified_customer_id(client, tracker)
             loans = await open_loans(client, customer_id) if customer_id is not None else []
-        except BackendUnavailable:
+        except BackendError:
             dispatcher.utter_message(text=BUSY)
             return [SlotSet("workflow_next", "done")]
         if customer_id is None:
             dispatcher.utter_message(text=NOT_VERIFIED)
             return [SlotSet("workflow_next", "done")]
         if not loans:
-            dispatcher.utter_message(text="您目前没有未结清的借款。")
+            dispatcher.utter_message(text=texts.text("settlement.no_open_loans"))
             return [SlotSet("workflow_next", "done")]
         chosen = pick(loans, tracker, tracker.get_slot("loan_ref"))
         return [SlotSet(s, None) for s in SETTLE_SLOTS] + [
@@ -67,7 +71,7 @@ class ActionSettlementStart(Action):
 
 class ValidateSettlementForm(WorkflowForm):
     form = "settlement_form"
-    label = "提前结清"
+    label = texts.text("settlement.form_label")
     slots = SETTLE_SLOTS
 
     own_intent = "request_early_repayment"
@@ -84,19 +88,19 @@ class ValidateSettlementForm(WorkflowForm):
         if slot in ("settle_date", "settle_confirm") and entity(tracker, "date") and (
                 latest_intent(tracker) != "promise_to_pay" or SETTLE_WORDS.search(text) or QUESTION.search(text)):
             return True  # 「那1月15号呢」「下个月15号还清呢」; 「后天一定还」 is a promise: noted
-        if slot == "settle_confirm" and ("登记" in text or has_any(text, "decline") or is_strong_confirm(text) or is_short_answer(text, "confirm")
+        if slot == "settle_confirm" and (any(w in text for w in RECORD_WORDS) or has_any(text, "decline") or is_strong_confirm(text) or is_short_answer(text, "confirm")
                                          or is_short_answer(text, "change") or latest_intent(tracker) in ("affirm", "deny")):
             return True
         return super().reads_as_answer(slot, tracker)
 
     async def validate_form_loan(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
         try:
-            client = BackendClient()
+            client = backend()
             loan = pick(await open_loans(client, await require_customer(client, tracker)), tracker, value)
-        except BackendUnavailable:
+        except BackendError:
             return self.end(dispatcher, BUSY, "form_loan")
         if loan is None:
-            return self.invalid(dispatcher, tracker, "form_loan", "没有找到这笔借款，请点选下面的借款或告诉我借款编号后四位。")
+            return self.invalid(dispatcher, tracker, "form_loan", texts.text("settlement.loan_not_found"))
         return self.valid(form_loan=loan["loan_no_last4"])
 
     async def validate_settle_date(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
@@ -104,9 +108,9 @@ class ValidateSettlementForm(WorkflowForm):
         try:
             d = date.fromisoformat(str(raw))
         except (TypeError, ValueError):
-            return self.invalid(dispatcher, tracker, "settle_date", "没听清结清日期，请告诉我具体哪天，例如「今天」或「12月20日」。")
+            return self.invalid(dispatcher, tracker, "settle_date", texts.text("settlement.no_date"))
         if d < clock.today():
-            return self.invalid(dispatcher, tracker, "settle_date", "这个日期已经过去了，请告诉我今天或以后的日期。")
+            return self.invalid(dispatcher, tracker, "settle_date", texts.text("settlement.past_date"))
         return self.valid(settle_date=d.isoformat())
 
     async def validate_settle_confirm(self, value, dispatcher, tracker, domain) -> dict[str, Any]:
@@ -119,11 +123,11 @@ class ValidateSettlementForm(WorkflowForm):
             return self.valid(settle_confirm="no")
         if is_strong_confirm(text):
             return self.valid(settle_confirm="yes")
-        if latest_intent(tracker) == "deny" or has_any(text, "change") or text.startswith("不"):
+        if latest_intent(tracker) == "deny" or has_any(text, "change") or text.startswith(texts.raw("vocabulary.negation_prefix")):
             return self.valid(settle_confirm="no")
         if latest_intent(tracker) == "affirm" or has_any(text, "confirm"):
             return self.valid(settle_confirm="yes")
-        return self.invalid(dispatcher, tracker, "settle_confirm", "请回复「登记」记录结清意向，或「不用了」只看报价。")
+        return self.invalid(dispatcher, tracker, "settle_confirm", texts.text("settlement.ask_confirm_again"))
 
 
 def _is_iso(value: Any) -> bool:
@@ -135,7 +139,7 @@ def _is_iso(value: Any) -> bool:
 
 
 async def _loan_and_quote(tracker: Tracker) -> tuple[dict, dict]:
-    client = BackendClient()
+    client = backend()
     loan = loan_by_last4(await open_loans(client, await require_customer(client, tracker)), tracker.get_slot("form_loan"))
     return loan, await client.payoff(loan["id"], tracker.get_slot("settle_date"))
 
@@ -149,12 +153,12 @@ class ActionAskSettleConfirm(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         try:
             loan, quote = await _loan_and_quote(tracker)
-        except (BackendUnavailable, BackendRefused, TypeError):
+        except (BackendError, TypeError):
             dispatcher.utter_message(text=BUSY)
             return []
         dispatcher.utter_message(text=quote_text(loan, quote) + kb("settlement_how"))
-        dispatcher.utter_message(text="需要为您登记这次提前结清的意向吗？登记后我们会按这个日期为您准备结清。", buttons=[
-            {"title": "登记结清意向", "payload": "登记"}, {"title": "不用了", "payload": "不用了"}])
+        dispatcher.utter_message(text=texts.text("settlement.offer"),
+                                 buttons=list(texts.groups("settlement.buttons").values()))
         return []
 
 
@@ -170,7 +174,7 @@ class ActionSubmitSettlement(Action):
             return reset + offer_pending(dispatcher, tracker)
         if answer != "yes":
             return reset
-        client = BackendClient()
+        client = backend()
         channel, _ = split_sender(tracker.sender_id)
         try:
             customer_id = await require_customer(client, tracker)
@@ -178,11 +182,9 @@ class ActionSubmitSettlement(Action):
             intent = await client.record_settlement(loan["id"], {
                 "customer_id": customer_id, "conversation": tracker.sender_id, "channel": channel,
                 "settle_on": tracker.get_slot("settle_date")})
-        except BackendRefused as exc:
-            dispatcher.utter_message(text=exc.message_zh)
-            return reset
-        except (BackendUnavailable, TypeError):
-            dispatcher.utter_message(text=BUSY + "结清意向没有登记成功，请稍后再试。")
+        except (BackendError, TypeError) as exc:
+            refused = isinstance(exc, BackendError) and exc.refused
+            dispatcher.utter_message(text=exc.message_zh if refused else BUSY + texts.text("settlement.not_recorded"))
             return reset
         dispatcher.utter_message(text=kb("settlement_recorded", settle_on=day(intent["settle_on"]),
                                          loan=loan_name(loan), total=yuan(intent["total"])))

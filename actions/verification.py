@@ -9,12 +9,16 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from .backend_client import BackendClient, BackendRefused, BackendUnavailable
+from bot import contract
+from bot.backend import BackendError, backend
+from bot.rules import rules_for
+from texts import text
+
 from .knowledge import kb
 from .registry import ACCOUNT_ACTIONS, action_by_name
 
 IDENTITY_SLOTS = ("identity_phone", "identity_id_last4", "identity_otp", "identity_outcome")
-SORRY_BUSY = "系统暂时繁忙，请稍后再试。"
+SORRY_BUSY = text("verification.busy")
 OTP_MASK = "******"  # what the channels pass on instead of a one-time code (channels/guard.py)
 
 
@@ -47,8 +51,8 @@ class ValidateIdentityForm(FormValidationAction):
         if value is None:  # cleared by the form itself, nothing to check
             return {"identity_phone": None}
         digits = re.sub(r"\D", "", str(value))[-11:]
-        if not re.fullmatch(r"1[3-9]\d{9}", digits):
-            dispatcher.utter_message(text="手机号格式好像不对，请输入11位手机号码。")
+        if not contract.is_mobile(digits):
+            dispatcher.utter_message(text=text("verification.bad_phone"))
             return {"identity_phone": None}
         return {"identity_phone": digits}
 
@@ -58,7 +62,7 @@ class ValidateIdentityForm(FormValidationAction):
             return {"identity_id_last4": None}
         v = str(value).strip().upper()
         if not re.fullmatch(r"\d{3}[\dX]", v):
-            dispatcher.utter_message(text="请输入身份证号码的后四位（数字，最后一位可能是X）。")
+            dispatcher.utter_message(text=text("verification.bad_id_last4"))
             return {"identity_id_last4": None}
         return {"identity_id_last4": v}
 
@@ -68,7 +72,7 @@ class ValidateIdentityForm(FormValidationAction):
             return {"identity_otp": None}
         v = re.sub(r"\D", "", str(value))
         if len(v) != 6:
-            dispatcher.utter_message(text="验证码是6位数字，请重新输入。")
+            dispatcher.utter_message(text=text("verification.bad_code"))
             return {"identity_otp": None}
         return {"identity_otp": v}
 
@@ -82,16 +86,17 @@ class ValidateIdentityForm(FormValidationAction):
                 # (channels/guard.py): the outcome is the backend's record, never the message.
                 return events + await self._checked(dispatcher, tracker.sender_id, slots)
             events += await self._advance(dispatcher, tracker.sender_id, slots)
-        except BackendUnavailable:
-            dispatcher.utter_message(text=SORRY_BUSY)
-            events += [SlotSet("identity_outcome", "locked")]
-        except BackendRefused as exc:
-            dispatcher.utter_message(text=exc.message_zh)
-            events += [SlotSet(s, None) for s in IDENTITY_SLOTS]
+        except BackendError as exc:
+            if exc.refused:
+                dispatcher.utter_message(text=exc.message_zh)
+                events += [SlotSet(s, None) for s in IDENTITY_SLOTS]
+            else:
+                dispatcher.utter_message(text=SORRY_BUSY)
+                events += [SlotSet("identity_outcome", "locked")]
         return events
 
     async def _checked(self, dispatcher: CollectingDispatcher, conversation: str, slots: dict) -> list:
-        client = BackendClient()
+        client = backend()
         record = await client.verification_status(conversation)
         status = record.get("status")
         if status == "verified" and record.get("customer_id") is not None:
@@ -100,10 +105,10 @@ class ValidateIdentityForm(FormValidationAction):
                     SlotSet("identity_outcome", "verified"), SlotSet("identity_otp", None),
                     SlotSet("requested_slot", None)]
         if status == "pending":
-            dispatcher.utter_message(text=f"验证码不正确，您还可以再试{record.get('attempts_left', 0)}次。")
+            dispatcher.utter_message(text=text("verification.wrong_code", attempts_left=record.get("attempts_left", 0)))
             return [SlotSet("identity_otp", None)]
         if status == "expired":
-            dispatcher.utter_message(text="验证码已过期，正在为您重新发送。")
+            dispatcher.utter_message(text=text("verification.code_expired"))
             return [SlotSet("identity_otp", None)] + await self._send(
                 dispatcher, client, conversation, slots.get("identity_phone"), slots.get("identity_id_last4"))
         if status == "locked":
@@ -111,19 +116,19 @@ class ValidateIdentityForm(FormValidationAction):
         return [SlotSet("identity_otp", None), SlotSet("identity_outcome", None)]
 
     async def _advance(self, dispatcher: CollectingDispatcher, conversation: str, slots: dict) -> list:
-        client = BackendClient()
+        client = backend()
         phone, id4, otp, outcome = (slots.get(s) for s in IDENTITY_SLOTS)
         if otp and outcome == "sent":
-            result = await client.check_verification(conversation, otp)
+            result = await client.check_code(conversation, otp)
             status = result["status"]
             if status == "verified":
                 return [SlotSet("verified", True), SlotSet("customer_id", result["customer_id"]),
                         SlotSet("identity_outcome", "verified"), SlotSet("identity_otp", None)]
             if status == "wrong_code":
-                dispatcher.utter_message(text=f"验证码不正确，您还可以再试{result['attempts_left']}次。")
+                dispatcher.utter_message(text=text("verification.wrong_code", attempts_left=result["attempts_left"]))
                 return [SlotSet("identity_otp", None)]
             if status == "expired":
-                dispatcher.utter_message(text="验证码已过期，正在为您重新发送。")
+                dispatcher.utter_message(text=text("verification.code_expired"))
                 return [SlotSet("identity_otp", None)] + await self._send(dispatcher, client, conversation, phone, id4)
             if status == "locked":
                 return [SlotSet("identity_outcome", "locked")]
@@ -135,11 +140,12 @@ class ValidateIdentityForm(FormValidationAction):
     async def _send(self, dispatcher, client, conversation, phone, id4) -> list:
         result = await client.start_verification(conversation, phone, id4)
         if result["status"] == "sent":
-            dispatcher.utter_message(text=f"验证码已发送至 {result['phone_masked']}，5分钟内有效。")
+            minutes = rules_for("verification")["code_ttl_seconds"] // 60  # as the code's SMS says
+            dispatcher.utter_message(text=text("verification.code_sent", phone=result["phone_masked"], minutes=minutes))
             return [SlotSet("identity_outcome", "sent"), SlotSet("identity_otp", None)]
         if result["status"] == "locked":
             return [SlotSet("identity_outcome", "locked")]
-        dispatcher.utter_message(text="手机号或身份证后四位与我们的记录不一致，请重新输入登记的手机号。")
+        dispatcher.utter_message(text=text("verification.no_match"))
         return [SlotSet("identity_phone", None), SlotSet("identity_id_last4", None), SlotSet("identity_outcome", None)]
 
 
@@ -154,9 +160,9 @@ class ActionAfterVerification(Action):
         reset = [SlotSet(s, None) for s in IDENTITY_SLOTS] + [SlotSet("pending_action", None),
                                                                SlotSet("workflow_next", "done")]
         if not tracker.get_slot("verified"):
-            dispatcher.utter_message(text="验证未通过次数过多，为保护您的账户安全，请30分钟后再试，或回复「转人工」联系人工客服。")
+            dispatcher.utter_message(text=text("verification.locked", minutes=rules_for("verification")["lock_minutes"]))
             return reset
-        dispatcher.utter_message(text="身份验证成功。")
+        dispatcher.utter_message(text=text("verification.verified"))
         if tracker.sender_id.startswith("wechat:"):
             await _bind_wechat(dispatcher, tracker)
         pending = tracker.get_slot("pending_action")
@@ -164,15 +170,14 @@ class ActionAfterVerification(Action):
         if pending:
             events = await action_by_name(pending).run(dispatcher, tracker, domain)
         else:
-            dispatcher.utter_message(text="请问有什么可以帮您？")
+            dispatcher.utter_message(text=text("verification.what_next"))
         return reset + events
 
 
 async def _bind_wechat(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
     """A WeChat conversation that passed the SMS-code check binds its openid to the customer."""
     try:
-        await BackendClient().bind("wechat", tracker.sender_id.removeprefix("wechat:"),
-                                   int(tracker.get_slot("customer_id")))
-    except (BackendRefused, BackendUnavailable, TypeError, ValueError):
+        await backend().bind("wechat", tracker.sender_id.removeprefix("wechat:"), int(tracker.get_slot("customer_id")))
+    except (BackendError, TypeError, ValueError):
         return
-    dispatcher.utter_message(text="已为您绑定微信账户，以后在公众号内可直接查询。")
+    dispatcher.utter_message(text=text("verification.wechat_bound"))

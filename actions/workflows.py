@@ -10,31 +10,32 @@
   it asked (its own confirm / change words, the entity it wants); if it is not one, a question is
   answered and the form asks again, another request (a complaint, a promise, an unsubscribe) is
   noted in ``pending_request`` and offered when the form is done, never acted on unasked.
-Words come from config/form_words.yml, limits from config/business.yml.
+Words come from config/form_words.yml, limits from the business rules the backend serves (bot/rules.py).
 """
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import yaml
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.nlu.normalize import normalize
+from bot.rules import rules_for
+from texts import raw, section
 
-from .account import ActionAnswerBalance, ActionAnswerLoanStatus, ActionAnswerPaymentHistory, ActionAnswerSchedule
-from .knowledge import business_rules, kb
+from .account import (
+    ActionAnswerBalance, ActionAnswerLoanStatus, ActionAnswerPaymentHistory, ActionAnswerSchedule, ActionCheckPaymentMade,
+)
+from .complaint_status import ActionAnswerComplaintStatus
+from .knowledge import kb
 from .answer_context import OFFER_HUMAN, ask
+from .reading import WORDS_PATH, entity, form_words, has_any, latest_intent, message_text, words  # noqa: F401
 from .policy import ActionAnswerInterestFees, ActionAnswerOverdueConsequences, ActionAnswerRepaymentMethod
 
-WORDS_PATH = Path(__file__).resolve().parents[1] / "config" / "form_words.yml"
 STOP = -1  # form_reasks value a validator returns to end the form (see WorkflowForm.run)
-HUMAN_BUTTONS = [{"title": "转人工", "payload": "/request_human"}, {"title": "不用了", "payload": "/deny"}]
+HUMAN_BUTTONS = [{"title": title, "payload": f"/{intent}"} for intent, title in section("workflow.human_buttons").items()]
 _PUNCT = re.compile(r"[\s\W_]+")
 # Questions a free-text slot (the reason for a plan request) may get instead of an answer.
 ASIDE_ANSWERS = {
@@ -43,8 +44,8 @@ ASIDE_ANSWERS = {
     "ask_repayment_method": ActionAnswerRepaymentMethod, "ask_interest_fees": ActionAnswerInterestFees,
     "ask_overdue_consequences": ActionAnswerOverdueConsequences,
 }
-QUESTION = re.compile(r"[?？吗呢]|多少|怎么|什么|几号|哪|如何|是否|会不会")
-_ASKING = re.compile(r"问|查|看看|多少|怎么")
+QUESTION = re.compile(raw("vocabulary.question"))
+_ASKING = re.compile(raw("vocabulary.asking"))
 # Requests that are processes of their own: noted inside another form, offered when it is done.
 PROCESS_INTENTS = ("complaint", "request_repayment_plan", "request_early_repayment", "promise_to_pay",
                    "unsubscribe", "resubscribe")
@@ -52,45 +53,12 @@ PROCESS_INTENTS = ("complaint", "request_repayment_plan", "request_early_repayme
 SMALL_TALK = ("greet", "thank", "goodbye", "busy_later", "bot_challenge")
 
 
-@lru_cache(maxsize=1)
-def form_words() -> dict:
-    return yaml.safe_load(WORDS_PATH.read_text(encoding="utf-8"))
-
-
-def words(key: str) -> list[str]:
-    return form_words()[key]
-
-
-def message_text(tracker: Tracker) -> str:
-    """The borrower's latest message, normalised; empty for a button payload (「/intent{...}」)."""
-    text = tracker.latest_message.get("text") or ""
-    return "" if text.startswith("/") else normalize(text).strip()
-
-
-def has_any(text: str, key: str) -> bool:
-    return any(w in text for w in words(key))
-
-
-def latest_intent(tracker: Tracker) -> str:
-    return (tracker.latest_message.get("intent") or {}).get("name") or ""
-
-
-def entity(tracker: Tracker, name: str) -> str | None:
-    """The first ``name`` entity of the latest message; a text value in simplified characters
-    (「隱私」 from a synonym learnt on traditional training text reads as 「隐私」)."""
-    for ent in tracker.latest_message.get("entities") or []:
-        if ent.get("entity") == name:
-            value = ent.get("value")
-            return normalize(value) if isinstance(value, str) else value
-    return None
-
-
 def is_cancel(text: str) -> bool:
     """「算了」「那算了吧」「不申请了」, or a sentence that opens or closes with one (「不弄了，我自己再
     想办法」「我想了想还是算了」). A long message that merely contains one in the middle (a complaint
     quoting someone: 「他说算了不跟我计较，结果第二天又打」) is an answer, not a cancellation."""
     bare = _PUNCT.sub("", text)
-    clauses = [c for c in re.split(r"[，,。.!！?？;；\s]+", text) if c]
+    clauses = [c for c in re.split(raw("vocabulary.message_breaks"), text) if c]
     for word in words("cancel"):
         if word not in bare:
             continue
@@ -99,7 +67,7 @@ def is_cancel(text: str) -> bool:
         # The first or last clause is (nearly) only the cancel word: 「不弄了，…」「…，还是算了吧」.
         for clause in (clauses[0], clauses[-1]) if clauses else ():
             rest = _PUNCT.sub("", clause).replace(word, "")
-            if word in clause and len(re.sub(r"^(那|那就|我|我还是|还是|要不|要不就|就)|(吧|啊|呀|哈|了)$", "", rest)) <= 2:
+            if word in clause and len(re.sub(raw("vocabulary.cancel_filler"), "", rest)) <= 2:
                 return True
     return False
 
@@ -139,15 +107,12 @@ def aside_action(intent: str):
     if intent in ASIDE_ANSWERS:
         return ASIDE_ANSWERS[intent]
     if intent == "report_payment_made":
-        from .account import ActionCheckPaymentMade
         return ActionCheckPaymentMade
-    from .complaint_form import ActionAnswerComplaintStatus  # imports this module
     return ActionAnswerComplaintStatus
 
 
 # What a noted request is called when the form offers it afterwards.
-PENDING_LABELS = {"complaint": "投诉", "request_repayment_plan": "申请还款计划", "request_early_repayment": "提前结清",
-                  "promise_to_pay": "登记还款承诺", "unsubscribe": "退订还款提醒", "resubscribe": "恢复还款提醒"}
+PENDING_LABELS = section("workflow.pending_labels")
 
 
 def offer_pending(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
@@ -160,7 +125,7 @@ def offer_pending(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
 
 
 def form_rules() -> dict:
-    return business_rules()["conversation_forms"]
+    return rules_for("conversation_forms")
 
 
 class WorkflowForm(FormValidationAction, ABC):

@@ -6,10 +6,12 @@
     python -m backend.cli anonymise [--older-than-days N] [--closed-older-than-days N] [--dry-run]
     python -m backend.cli export-customer --id N --out customer-N.json
     python -m backend.cli delete-customer --id N [--dry-run]
+    python -m backend.cli contract [--check]   # config/contract.json: the enums and phone pattern the bot reads
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -61,14 +63,15 @@ DEMO_STAFF = (("agent1", "客服小王", "agent"), ("agent2", "客服小李", "a
 
 
 def seed_console(url: str) -> None:
-    """Demo staff accounts (password CONSOLE_DEMO_PASSWORD) and the canned replies, once."""
-    import yaml
-
+    """Demo staff accounts (password CONSOLE_DEMO_PASSWORD) and the canned replies (texts/zh/canned.yml),
+    once."""
+    import texts
     from backend.models import CannedReply, StaffUser
     from backend.services import staff
 
-    password = os.environ.get("CONSOLE_DEMO_PASSWORD", "")
-    clock = Clock(get_settings().frozen_date)
+    settings = get_settings()
+    password = settings.console_demo_password
+    clock = Clock(settings.frozen_date)
     engine = make_engine(url)
     with make_sessionmaker(engine)() as db:
         if password and not db.scalar(select(func.count()).select_from(StaffUser)):
@@ -76,7 +79,7 @@ def seed_console(url: str) -> None:
                 staff.create_user(db, username, name, role, password, clock.now(), "setup")
             print(f"console: demo staff {', '.join(u for u, _, _ in DEMO_STAFF)} (password CONSOLE_DEMO_PASSWORD)")
         if not db.scalar(select(func.count()).select_from(CannedReply)):
-            rows = yaml.safe_load((ROOT / "config" / "canned_replies.yml").read_text(encoding="utf-8"))
+            rows = texts.groups("canned").values()
             db.add_all(CannedReply(title=r["title"], text=r["text"], position=i) for i, r in enumerate(rows))
         db.commit()
     engine.dispose()
@@ -89,7 +92,7 @@ def create_staff(url: str, username: str, name: str, role: str) -> None:
     from backend.core.errors import AppError
     from backend.services import staff
 
-    password = os.environ.get("STAFF_PASSWORD") or getpass.getpass(f"{username} 的密码: ")
+    password = get_settings().staff_password or getpass.getpass(f"{username} 的密码: ")
     engine = make_engine(url)
     with make_sessionmaker(engine)() as db:
         try:
@@ -231,6 +234,27 @@ def delete_customer(url: str, customer_id: int, dry_run: bool, actor: str) -> No
     _print_counts(counts)
 
 
+CONTRACT_FILE = ROOT / "config" / "contract.json"
+
+
+def contract_text() -> str:
+    """config/contract.json as backend/models/enums.py says it should be."""
+    from backend.models.enums import contract
+
+    return json.dumps(contract(), ensure_ascii=False, indent=2) + "\n"
+
+
+def write_contract(out: Path, check: bool) -> None:
+    expected = contract_text()
+    if check:
+        if not out.exists() or out.read_text(encoding="utf-8") != expected:
+            sys.exit(f"{out} is out of date: run python -m backend.cli contract")
+        print(f"{out}: up to date")
+        return
+    out.write_text(expected, encoding="utf-8")
+    print(f"bot contract written to {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m backend.cli")
     parser.add_argument("--database-url", default=None, help="default: the DATABASE_URL setting")
@@ -264,12 +288,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--id", type=int, required=True, dest="customer_id")
     p.add_argument("--dry-run", action="store_true", help="print the counts, change nothing")
     p.add_argument("--by", default=None, help="who runs it, for the audit log (default: cli:<login name>)")
+    p = sub.add_parser("contract", help="write the enums and the phone pattern the bot side reads "
+                                        "(backend/models/enums.py -> config/contract.json)")
+    p.add_argument("--out", type=Path, default=CONTRACT_FILE, help="default: config/contract.json")
+    p.add_argument("--check", action="store_true", help="fail if the file differs from what would be written")
     for name in ("seed", "setup"):
         p = sub.add_parser(name)
         p.add_argument("--count", type=int, default=240)
         p.add_argument("--seed", type=int, default=20261122)
         p.add_argument("--as-of", type=date.fromisoformat, default=None)
     args = parser.parse_args(argv)
+    if args.cmd == "contract":  # no database, no settings
+        write_contract(args.out.resolve(), args.check)
+        return
     apply_env()  # .env.example defaults < .env < environment, same as every other process
     url = args.database_url or get_settings().database_url
     if args.cmd in ("migrate", "setup"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -11,13 +12,14 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.routes import (
-    accounts, channels, complaints, console, conversations, handoffs, health, nlu_inbox, operations, outreach, plans,
-    settlements, webchat,
+    accounts, bot_rules, channels, complaints, console, conversations, handoffs, health, nlu_inbox, operations, outreach,
+    plans, settlements, webchat,
 )
 from backend.core.clock import Clock
 from backend.core.config import Settings, effective_rules, get_settings, load_rules
 from backend.core.errors import install_error_handlers
 from backend.db import make_engine, make_sessionmaker
+from backend.services.outreach.worker import POLL_SECONDS, OutboxWorker
 from backend.services.rasa_api import RasaClient
 from backend.services.sms import OutboxSender, SmsSender, TwilioSender
 
@@ -92,12 +94,23 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """The outbox worker delivers decision notices while the app runs (backend.services.outreach.worker)."""
+    worker = OutboxWorker(app, app.state.outbox_poll_seconds).start() if app.state.outbox_poll_seconds > 0 else None
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="贷款客服助手后台 Loan assistant backend",
         description="System of record for borrowers and loans. Service calls need the X-API-Key header.",
-        version="0.1.0",
+        version="0.1.0", lifespan=lifespan,
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
@@ -112,11 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                           settings.outreach_demo_time)
     app.state.sms_sender = make_sms_sender(settings)
     app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_api_token)
+    app.state.outbox_poll_seconds = POLL_SECONDS  # 0: no outbox worker (the backend tests run it themselves)
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders, *security_headers(settings))
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for module in (health, accounts, conversations, channels, operations, webchat, handoffs, complaints, plans,
-                   settlements, outreach, console, nlu_inbox):
+                   settlements, outreach, console, nlu_inbox, bot_rules):
         app.include_router(module.router)
     return app
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.schemas import StaffName
+from backend.models.enums import PlanReason, PlanStatus, PlanType, literal
+from backend.schemas import ChannelName
 
-PlanTypeName = Literal["instalment", "deferral", "waiver"]
-PlanReasonName = Literal["unemployment", "income_drop", "illness", "family", "other"]
-PlanStatusName = Literal["submitted", "under_review", "approved", "rejected", "withdrawn"]
+PlanTypeName = literal(PlanType)
+PlanReasonName = literal(PlanReason)
+PlanStatusName = literal(PlanStatus)
 
 
 class PlanRowOut(BaseModel):
@@ -89,7 +89,7 @@ class PlanRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conversation: str = Field(min_length=3, max_length=100)  # Rasa sender id "<channel>:<external id>"
-    channel: Literal["wechat", "sms", "web"]
+    channel: ChannelName
     customer_id: int = Field(gt=0)
     loan_id: int = Field(gt=0)
     reason_category: PlanReasonName
@@ -144,23 +144,6 @@ class PlanWithdrawIn(BaseModel):
     customer_id: int = Field(gt=0)  # the borrower withdrawing; must own the request
 
 
-class PlanReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    by: StaffName
 
 
-class PlanApproveIn(PlanReviewIn):
-    role: Literal["agent", "supervisor"]  # the role of "by"; until staff sign in, the caller vouches for it
-    note: str | None = Field(default=None, max_length=2000)
 
-
-class PlanRejectIn(PlanReviewIn):
-    role: Literal["agent", "supervisor"] = "agent"
-    reason: str = Field(min_length=1, max_length=2000)  # told to the borrower
-
-    @model_validator(mode="after")
-    def _check(self) -> "PlanRejectIn":
-        if not self.reason.strip():
-            raise ValueError("must not be blank")
-        return self

@@ -3,9 +3,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from backend.models.enums import (
+    PHONE_PATTERN, Channel, ComplaintCategory, ComplaintPriority, ComplaintStatus, HandoffReason, HandoffStatus,
+    SettlementIntentStatus, literal,
+)
+
+# Enum values as plain-string pydantic types (the values: backend/models/enums.py).
+ChannelName = literal(Channel)
 
 
 class CustomerOut(BaseModel):
@@ -114,7 +122,7 @@ class SettlementIntentIn(BaseModel):
 
     customer_id: int = Field(gt=0)
     conversation: str = Field(min_length=3, max_length=100)  # Rasa sender id "<channel>:<external id>"
-    channel: Literal["wechat", "sms", "web"]
+    channel: ChannelName
     settle_on: date
 
     @model_validator(mode="after")
@@ -131,7 +139,7 @@ class SettlementIntentOut(BaseModel):
     loan_no_last4: str
     customer_id: int
     channel: str
-    status: Literal["recorded", "cancelled"]
+    status: literal(SettlementIntentStatus)
     settle_on: date
     total: Decimal  # the payoff for settle_on, as computed when the intent was recorded
     quote: PayoffOut
@@ -158,7 +166,7 @@ class VerificationStartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conversation: str = Field(min_length=3, max_length=100)
-    phone: str = Field(pattern=r"^(\+86)?1[3-9][0-9]{9}$")
+    phone: str = Field(pattern=PHONE_PATTERN)
     id_last4: str = Field(pattern=r"^[0-9]{3}[0-9Xx]$")
 
 
@@ -183,7 +191,7 @@ class PromiseIn(BaseModel):
 
     promised_date: date
     amount: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=2)
-    channel: Literal["wechat", "sms", "web"]
+    channel: ChannelName
 
 
 class PromiseOut(BaseModel):
@@ -199,7 +207,7 @@ class PromiseOut(BaseModel):
 class InboundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channel: Literal["wechat", "sms", "web"]
+    channel: ChannelName
     external_id: str = Field(min_length=1, max_length=64)
     key: str = Field(min_length=1, max_length=100)
 
@@ -232,13 +240,13 @@ class SmsSendIn(BaseModel):
 class LoginStartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(pattern=r"^(\+86)?1[3-9][0-9]{9}$")
+    phone: str = Field(pattern=PHONE_PATTERN)
 
 
 class LoginVerifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(pattern=r"^(\+86)?1[3-9][0-9]{9}$")
+    phone: str = Field(pattern=PHONE_PATTERN)
     code: str = Field(pattern=r"^[0-9]{6}$")
 
 
@@ -251,9 +259,7 @@ class LoginOut(BaseModel):
 
 # --------------------------------------------------------------------------- human handoff
 
-HandoffReasonIn = Literal["request_human", "repeated_fallback", "complaint_high", "distress", "vip_plan", "plan_review"]
-# Staff usernames (what the audit log records as the actor).
-StaffName = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.@-]+$")]
+HandoffReasonIn = literal(HandoffReason)
 
 
 class SessionIn(BaseModel):
@@ -262,7 +268,7 @@ class SessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conversation: str = Field(min_length=3, max_length=100)
-    channel: Literal["wechat", "sms", "web"]
+    channel: ChannelName
     customer_id: int | None = Field(default=None, gt=0)
 
 
@@ -270,7 +276,7 @@ class HandoffIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conversation: str = Field(min_length=3, max_length=100)
-    channel: Literal["wechat", "sms", "web"]
+    channel: ChannelName
     customer_id: int | None = Field(default=None, gt=0)
     reason: HandoffReasonIn
     summary: str = Field(min_length=1, max_length=2000)
@@ -294,7 +300,7 @@ class HandoffOut(BaseModel):
     reason: str
     priority: int
     summary: str
-    status: Literal["open", "claimed", "closed"]
+    status: literal(HandoffStatus)
     assigned_to: str | None
     created_at: datetime
     claimed_at: datetime | None
@@ -323,25 +329,10 @@ class HandoffQueueItem(HandoffOut):
     overdue: bool  # no human reply within the target, counted in staffed time
 
 
-class HandoffClaimIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    staff: StaffName
 
 
-class HandoffReassignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    staff: StaffName
-    by: StaffName
-    role: Literal["agent", "supervisor"]  # the role of "by"; until staff sign in, the caller vouches for it
 
 
-class HandoffNoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    author: StaffName
-    text: str = Field(min_length=1, max_length=2000)
 
 
 class HandoffNoteOut(BaseModel):
@@ -352,10 +343,6 @@ class HandoffNoteOut(BaseModel):
     created_at: datetime
 
 
-class HandoffCloseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    by: StaffName
 
 
 class HandoffCsatIn(BaseModel):
@@ -367,8 +354,8 @@ class HandoffCsatIn(BaseModel):
 
 # --------------------------------------------------------------------------- complaint tickets
 
-ComplaintCategoryIn = Literal["collection", "fees", "service", "wrong_info", "privacy", "other"]
-ComplaintStatusName = Literal["draft", "received", "in_progress", "resolved", "closed"]
+ComplaintCategoryIn = literal(ComplaintCategory)
+ComplaintStatusName = literal(ComplaintStatus)
 
 
 def _not_blank(value: str | None) -> str | None:
@@ -388,7 +375,7 @@ class ComplaintIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     conversation: str = Field(min_length=3, max_length=100)
-    channel: Literal["wechat", "sms", "web"]
+    channel: ChannelName
     customer_id: int | None = Field(default=None, gt=0)
     draft: bool = False  # declared before the fields whose rules depend on it (validated in order)
     category: ComplaintCategoryIn | None = Field(default=None, validate_default=True)  # required unless a draft
@@ -452,7 +439,7 @@ class ComplaintOut(BaseModel):
     contact: str | None  # masked
     status: ComplaintStatusName
     status_label: str  # 草稿（客户未提交完） / 已受理 / 处理中 / 已解决 / 已关闭
-    priority: Literal["high", "normal"]
+    priority: literal(ComplaintPriority)
     distress: bool
     received_at: datetime
     due_at: datetime
@@ -496,35 +483,12 @@ class ComplaintListItem(ComplaintOut):
     overdue: bool
 
 
-class ComplaintByIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    by: StaffName
 
 
-class ComplaintResolveIn(ComplaintByIn):
-    resolution: str = Field(min_length=1, max_length=2000)
-
-    @model_validator(mode="after")
-    def _check(self) -> "ComplaintResolveIn":
-        _not_blank(self.resolution)
-        return self
 
 
-class ComplaintCloseIn(ComplaintByIn):
-    note: str | None = Field(default=None, max_length=2000)  # why it ended without a resolution
 
 
-class ComplaintExtendIn(ComplaintByIn):
-    reason: str = Field(min_length=1, max_length=1000)
-    # The new deadline's business date (the time of day stays that of receipt); by default the
-    # latest allowed, received + complaints.max_total_days.
-    due_date: date | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> "ComplaintExtendIn":
-        _not_blank(self.reason)
-        return self
 
 
 class ReminderPauseOut(BaseModel):

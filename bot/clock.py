@@ -1,20 +1,21 @@
-"""The business clock on the Rasa side: Asia/Shanghai, pinned by APP_FROZEN_DATE when set
-(the backend's Clock reads the same setting), so the bot and the backend agree on "today"."""
+"""The business clock on the Rasa side: the business timezone (Asia/Shanghai), pinned by
+APP_FROZEN_DATE when set (bot.settings; the backend's Clock reads the same setting), so the bot and
+the backend agree on "today". The one clock of the bot environment."""
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
+
+from bot.settings import get_settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def now() -> datetime:
     current = datetime.now(SHANGHAI)
-    frozen = os.environ.get("APP_FROZEN_DATE")
+    frozen = get_settings().app_frozen_date
     if frozen:
-        d = date.fromisoformat(frozen)
-        current = current.replace(year=d.year, month=d.month, day=d.day)
+        current = current.replace(year=frozen.year, month=frozen.month, day=frozen.day)
     return current
 
 

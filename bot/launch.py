@@ -18,14 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.settings import BOT_SECRETS, ROOT, apply_env, cors_origins, credentials_file, preflight
+from bot.settings import BOT_SECRETS, ROOT, apply_env, cors_origins, credentials_file, get_settings, preflight
 
 # Everything a trained model's weights depend on. The entity extractor (bot/nlu/entities.py and its
 # lexicon) runs only at inference and is imported from source, so editing it needs no retraining.
 TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "bot/dictionary", "bot/nlu/normalize.py",
                    "bot/nlu/components.py", "bot/nlu/linear_intent.py", "bot/nlu/featurizer.py",
                    "bot/nlu/encoder.py", "bot/nlu/intent_cues.yml"]
-CACHE = Path(os.environ.get("LOAN_ASSISTANT_CACHE", Path.home() / ".cache" / "loan-assistant")) / "models"
+CACHE = get_settings().cache_dir / "models"
 
 
 def training_hash() -> str:
@@ -88,11 +88,23 @@ def evaluate() -> None:
         lines.append(f"{name.stem}: macro F1 {macro.get('f1-score', 0):.3f}, "
                      f"weighted F1 {report.get('weighted avg', {}).get('f1-score', 0):.3f}")
     # Generalisation: each public source family held out in turn, and the paraphrase check.
-    subprocess.run([sys.executable, "scripts/cross_source_eval.py", "--sweep"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "scripts.cross_source_eval", "--sweep"], cwd=ROOT, check=True)
     lines += ["", "cross-source (reports/nlu/cross_source.md):",
               (out / "cross_source.md").read_text(encoding="utf-8")]
     (out / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+
+
+def load_rules() -> None:
+    """The business rules from the backend (bot/rules.py), once, before the server takes requests: the
+    backend starts at the same time, so this waits for it (bot.rules.STARTUP_WAIT); without them the
+    process does not start."""
+    from bot import rules
+
+    try:
+        rules.load()
+    except rules.RulesUnavailable as exc:
+        sys.exit(f"cannot start: {exc}")
 
 
 def run_rasa(env: dict[str, str]) -> None:
@@ -103,6 +115,7 @@ def run_rasa(env: dict[str, str]) -> None:
     model = model_path()
     if not model.exists():
         sys.exit(f"no trained model for the current data ({model.name}): run `make model` first")
+    load_rules()  # the channel connectors' and the event broker's rules, before any message
     origins = [o for o in cors_origins(env) if o != "*"]
     # Through bot.logscrub: every log record of the Rasa server (and the channels in it) is scrubbed
     # of phone, ID, card numbers and codes and capped at 2,000 characters, whatever Rasa configures.
@@ -122,6 +135,7 @@ def run_actions(env: dict[str, str]) -> None:
     """The action server on ACTION_HOST (127.0.0.1 by default), answering only requests that carry
     ACTION_SERVER_TOKEN (actions/auth_middleware.py; Rasa sends it, endpoints*.yml)."""
     preflight(env, "actions", BOT_SECRETS)
+    load_rules()  # the actions' rules, before the first request
     from actions.auth_middleware import serve
     from bot.logscrub import install as install_log_scrubber
 

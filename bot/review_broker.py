@@ -4,7 +4,7 @@ Rasa publishes every new tracker event to the configured event broker (endpoints
 ``event_broker: type: bot.review_broker.ReviewBroker``). Of those, a borrower message (``user``
 event) is sent to the backend (``POST /api/v1/nlu-review/items``, the action server's BACKEND_URL and
 BACKEND_API_KEY) when the NLU fell back (``nlu_fallback``) or its top intent scored below
-``nlu_review.review_below`` (config/business.yml, the rule the backend enforces too). Button payloads
+``nlu_review.review_below`` (the rule the backend enforces too, served by it: bot/rules.py). Button payloads
 and intent injections (text starting with '/'), EXTERNAL_ triggers, empty texts and texts longer
 than ``nlu_review.max_text_chars`` are not. The backend masks the text before storing it.
 
@@ -25,29 +25,26 @@ import time
 import urllib.error
 import urllib.request
 from asyncio import AbstractEventLoop
-from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from rasa.core.brokers.broker import EventBroker
 
-from bot.settings import ROOT, load_env
+from bot import contract
+from bot.rules import rules_for
+from bot.settings import load_env
 
 log = logging.getLogger(__name__)
 
 FALLBACK_INTENT = "nlu_fallback"
-CHANNELS = ("web", "wechat", "sms")  # sender ids are "<channel>:<external id>"
+CHANNELS = contract.values("channel")  # sender ids are "<channel>:<external id>"
 PATH = "/api/v1/nlu-review/items"
-DEFAULTS = {"review_below": 0.7, "max_text_chars": 500}
 _STOP = object()
 
 
-def review_rules(path: Path = ROOT / "config" / "business.yml") -> dict:
-    """``nlu_review`` of config/business.yml (the backend validates the same section)."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    section = raw.get("nlu_review") or {}
-    return {"review_below": float(section.get("review_below", DEFAULTS["review_below"])),
-            "max_text_chars": int(section.get("max_text_chars", DEFAULTS["max_text_chars"]))}
+def review_rules() -> dict:
+    """``nlu_review`` of the business rules, as the backend serves them (bot/rules.py)."""
+    served = rules_for("nlu_review")
+    return {"review_below": float(served["review_below"]), "max_text_chars": int(served["max_text_chars"])}
 
 
 def _confidence(value: Any) -> Optional[float]:

@@ -1,17 +1,47 @@
-"""Environment for every process, read the same way by the bot and the app side.
+"""Settings of every process, read the same way on both sides: .env.example (the committed
+defaults, every value public) < .env (local, not committed) < the real environment.
 
-Order: .env.example (defaults, committed) < .env (local, not committed) < the real environment.
-Relative SQLite paths are made absolute against the project root so every process, whatever its
-working directory, opens the same file. Standard library only: both environments import this.
+One settings model per environment, both fed by the one file reader here (``read_env_files``):
+
+* the bot environment (Rasa server, action server, channel connectors; pydantic 1.10):
+  ``BotSettings``, a pydantic ``BaseSettings`` whose sources are its arguments, then the environment,
+  then the two files; ``get_settings()`` gives it. Nothing on the Rasa side reads os.environ itself;
+* the app environment (backend, scheduler; pydantic 2): ``backend.core.config.Settings``
+  (pydantic-settings) with the same three sources in the same order.
+
+Why a standard-library reader shared by both models rather than each library's own dotenv support:
+the bot environment has no python-dotenv (pydantic 1's ``env_file`` needs it; Rasa pins what it
+can have), and one reader means one reading of the files (comments, blank lines, ``KEY=value``
+without quotes) on both sides. This module stays importable from both environments: the model is
+pydantic 1's ``BaseSettings`` (``pydantic.v1`` under pydantic 2, which ships it), and the functions
+that work on a plain dict (``load_env``, ``derive``, ``apply_env``, the production-profile checks)
+are standard library: scripts/stack.py (app environment) hands the merged dict to the processes it
+starts, and Rasa itself reads a few values from the process environment (``apply_env``: endpoints
+and credentials files interpolate ``${...}``).
+
+Defaults live in .env.example only: a field here has no default of its own (a missing key there is
+an error at start-up), and tests/backend/test_settings.py holds both models to the file.
+Relative SQLite paths and file paths are made absolute against the project root so every process,
+whatever its working directory, opens the same file.
 """
 from __future__ import annotations
 
 import os
 import re
+from datetime import date
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
+try:  # pydantic 2 (the app environment: scripts/stack.py and the backend import this module)
+    from pydantic.v1 import BaseSettings, validator
+except ImportError:  # pydantic 1.10 (the bot environment)
+    from pydantic import BaseSettings, validator  # type: ignore[no-redef]
+
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / ".env.example"
+LOCAL = ROOT / ".env"
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -27,36 +57,74 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def _absolute_sqlite(url: str) -> str:
+@lru_cache(maxsize=8)
+def _read_env_file_cached(path: Path, mtime_ns: int) -> tuple[tuple[str, str], ...]:
+    return tuple(_read_env_file(path).items())
+
+
+def read_env_files() -> dict[str, str]:
+    """The file layers, in order: .env.example, then .env over it (each read again once changed)."""
+    values: dict[str, str] = {}
+    for path in (EXAMPLE, LOCAL):
+        if path.exists():
+            values.update(_read_env_file_cached(path, path.stat().st_mtime_ns))
+    return values
+
+
+def absolute_sqlite(url: str) -> str:
+    """A SQLite URL with a relative path made absolute against the project root."""
     for prefix in ("sqlite:///",):
         if url.startswith(prefix) and not url.startswith(prefix + "/"):
             return prefix + str(ROOT / url[len(prefix):])
     return url
 
 
-def load_env() -> dict[str, str]:
-    env = _read_env_file(ROOT / ".env.example")
-    env.update(_read_env_file(ROOT / ".env"))
+def default(name: str) -> str:
+    """The committed default of a setting: its value in .env.example (KeyError if it has none)."""
+    return dict(_read_env_file_cached(EXAMPLE, EXAMPLE.stat().st_mtime_ns))[name]
+
+
+def absolute_path(value: str) -> str:
+    """A file path as every process sees it: relative paths are relative to the project root."""
+    return value if not value or Path(value).is_absolute() else str(ROOT / value)
+
+
+def rasa_url(configured: str | None, rasa_port: str | int | None) -> str:
+    """Where the backend, the scheduler and the outbox worker reach Rasa's HTTP API: RASA_URL, or
+    (empty) Rasa on this host at RASA_PORT. The one place this default is worked out."""
+    return (configured or "").strip() or f"http://127.0.0.1:{rasa_port or 5005}"
+
+
+def lock_store_parts(url: str | None) -> tuple[str, int, str]:
+    """Host, port and database number of the Redis lock store (endpoints.scale.yml interpolates them)."""
+    lock = urlsplit(url or "redis://127.0.0.1:6379/1")
+    return lock.hostname or "127.0.0.1", lock.port or 6379, (lock.path or "/1").strip("/") or "1"
+
+
+def merged_env() -> dict[str, str]:
+    """.env.example < .env < the environment, as given (no derived values)."""
+    env = read_env_files()
     env.update({k: v for k, v in os.environ.items() if k in env or k.startswith(("RASA_", "BACKEND_", "APP_", "SCHEDULER_", "ACTION_", "DATABASE_", "SMS_", "OTP_", "TWILIO_", "WECHAT_", "WEBCHAT_"))})
-    return derive(env)
+    return env
+
+
+def load_env() -> dict[str, str]:
+    return derive(merged_env())
 
 
 def derive(env: dict[str, str]) -> dict[str, str]:
-    """Values computed from others (absolute paths, tracker dialect, lock-store parts)."""
+    """Values computed from others (absolute paths, Rasa's URL, tracker dialect, lock-store parts)."""
     for key in ("DATABASE_URL", "RASA_TRACKER_URL"):
         if key in env:
-            env[key] = _absolute_sqlite(env[key])
-    for key in ("SMS_OUTBOX_PATH",):
-        if env.get(key) and not Path(env[key]).is_absolute():
-            env[key] = str(ROOT / env[key])
-    # Where the backend (console) and the scheduler reach Rasa's HTTP API.
-    env["RASA_URL"] = env.get("RASA_URL") or f"http://127.0.0.1:{env.get('RASA_PORT', '5005')}"
+            env[key] = absolute_sqlite(env[key])
+    for key in ("SMS_OUTBOX_PATH", "BUSINESS_RULES_PATH"):
+        if env.get(key):
+            env[key] = absolute_path(env[key])
+    env["RASA_URL"] = rasa_url(env.get("RASA_URL"), env.get("RASA_PORT"))
     tracker = urlsplit(env.get("RASA_TRACKER_URL", "sqlite://"))
     env["RASA_TRACKER_DIALECT"] = tracker.scheme.split("+")[0] or "sqlite"
-    lock = urlsplit(env.get("RASA_LOCK_STORE_URL", "redis://127.0.0.1:6379/1"))
-    env["RASA_LOCK_STORE_HOST"] = lock.hostname or "127.0.0.1"
-    env["RASA_LOCK_STORE_PORT"] = str(lock.port or 6379)
-    env["RASA_LOCK_STORE_DB"] = (lock.path or "/1").strip("/") or "1"
+    host, port, db = lock_store_parts(env.get("RASA_LOCK_STORE_URL"))
+    env["RASA_LOCK_STORE_HOST"], env["RASA_LOCK_STORE_PORT"], env["RASA_LOCK_STORE_DB"] = host, str(port), db
     return env
 
 
@@ -68,6 +136,81 @@ def apply_env() -> dict[str, str]:
     if env.get("RASA_TRACKER_DIALECT") == "sqlite":
         Path(env["RASA_TRACKER_URL"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return env
+
+
+# --------------------------------------------------------------------------- the bot's settings model
+
+def _files_source(settings: BaseSettings) -> dict[str, Any]:
+    return {key.lower(): value for key, value in read_env_files().items()}
+
+
+class BotSettings(BaseSettings):
+    """The Rasa side's settings (Rasa server with its channel connectors, action server): field
+    ``x`` is the variable ``X``. No defaults here: .env.example has them all."""
+
+    app_env: str
+    cors_origins: str
+    backend_port: int
+    rasa_port: int
+    action_port: int
+    action_host: str
+    action_server_token: str
+    # The backend, as the action server and the connectors reach it.
+    backend_url: str
+    backend_api_key: str
+    rasa_api_token: str
+    rasa_url: str
+    rasa_endpoints: str
+    rasa_tracker_url: str
+    rasa_lock_store_url: str
+    # Shared store of the channel guard's counters (empty: the Redis lock store when endpoints use one).
+    redis_url: str
+    app_frozen_date: Optional[date]
+    webchat_allowed_origins: str
+    webchat_jwt_secret: str
+    wechat_template_id: str
+    wechat_template_url: str
+    wechat_redis_url: str
+    twilio_auth_token: str
+    sms_public_url: str
+    loan_assistant_cache: str
+
+    class Config:
+        case_sensitive = False
+        extra = "ignore"
+
+        @classmethod
+        def customise_sources(cls, init_settings, env_settings, file_secret_settings):
+            return init_settings, env_settings, _files_source
+
+    @validator("app_frozen_date", pre=True)
+    def _empty_date(cls, value: Any) -> Any:
+        return value or None
+
+    @validator("rasa_tracker_url")
+    def _absolute(cls, value: str) -> str:
+        return absolute_sqlite(value)
+
+    @validator("rasa_url")
+    def _rasa_url(cls, value: str, values: dict[str, Any]) -> str:
+        return rasa_url(value, values.get("rasa_port"))
+
+    @property
+    def cache_dir(self) -> Path:
+        """Trained models and the encoder's files (LOAN_ASSISTANT_CACHE; empty: ~/.cache/loan-assistant)."""
+        return Path(self.loan_assistant_cache) if self.loan_assistant_cache else Path.home() / ".cache" / "loan-assistant"
+
+    @property
+    def sms_webhook_url(self) -> str:
+        """The exact URL Twilio signs inbound SMS with (SMS_PUBLIC_URL; empty: Rasa on this host)."""
+        return self.sms_public_url or f"http://127.0.0.1:{self.rasa_port}/webhooks/sms/webhook"
+
+
+def get_settings(**overrides: Any) -> BotSettings:
+    """The bot's settings as they are now: arguments (by field name) win over the environment, the
+    environment over .env, .env over .env.example. Built on each call (the files are read again only
+    once changed), so a test's monkeypatched environment is seen at once."""
+    return BotSettings(**overrides)
 
 
 # --------------------------------------------------------------------------- deployment profile

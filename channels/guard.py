@@ -24,20 +24,20 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bot.rules import rules_for
+from bot.settings import get_settings
+from texts import text, words
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
-RULES_PATH = ROOT / "config" / "business.yml"
 
-ONLY_TEXT = "请输入文字消息"
-TOO_FAST = "您发送得太快了，请稍后再试"
-BAD_SENDER = "会话标识无效"
+ONLY_TEXT = text("channel.only_text")
+TOO_FAST = text("channel.too_fast")
+BAD_SENDER = text("channel.bad_sender")
 OTP_MASK = "******"
 
 SENDER_SHAPES = {
@@ -61,27 +61,24 @@ BUTTON_INTENTS = frozenset({
 BUTTON_ENTITIES = {"loan_ref": re.compile(r"\d{4}")}
 COMMAND = re.compile(r"^\s*/(?P<intent>[A-Za-z_][A-Za-z0-9_]*)(?P<entities>\{.*\})?\s*$", re.S)
 SIX_DIGITS = re.compile(r"(?<![\d０-９])[0-9０-９]{6}(?![\d０-９])")
-MONEY_AFTER = re.compile(r"\s*(元|块|万|千|百|rmb|RMB|¥)")
+MONEY_AFTER = re.compile(r"\s*(%s)" % "|".join(map(re.escape, words("vocabulary.money_units"))))
 
 
 # ---- configuration ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class AbuseRules:
-    messages_per_minute: int = 20
-    max_message_chars: int = 1000
-    too_long_reply: str = "您的消息太长了，请精简到1000字以内再发送。"
+    messages_per_minute: int
+    max_message_chars: int
+    too_long_reply: str
 
 
-@lru_cache(maxsize=1)
 def rules() -> AbuseRules:
-    try:
-        raw = (yaml.safe_load(RULES_PATH.read_text(encoding="utf-8")) or {}).get("abuse") or {}
-    except (OSError, yaml.YAMLError):
-        raw = {}
-    limit = int(raw.get("max_message_chars", 1000))
-    return AbuseRules(messages_per_minute=int(raw.get("messages_per_minute", 20)), max_message_chars=limit,
-                      too_long_reply=f"您的消息太长了，请精简到{limit}字以内再发送。")
+    """The ``abuse`` limits the backend serves (bot/rules.py, from config/business.yml)."""
+    served = rules_for("abuse")
+    limit = int(served["max_message_chars"])
+    return AbuseRules(messages_per_minute=int(served["messages_per_minute"]), max_message_chars=limit,
+                      too_long_reply=text("channel.too_long", limit=limit))
 
 
 # ---- sender ids and text ------------------------------------------------------------------------
@@ -198,15 +195,16 @@ class RateLimiter:
 
 def redis_url() -> str:
     """REDIS_URL, else the Rasa lock store's Redis when the endpoints in use configure one."""
-    if os.environ.get("REDIS_URL"):
-        return os.environ["REDIS_URL"]
-    endpoints = os.environ.get("RASA_ENDPOINTS", "")
+    settings = get_settings()
+    if settings.redis_url:
+        return settings.redis_url
+    endpoints = settings.rasa_endpoints
     try:
         text = (ROOT / endpoints).read_text(encoding="utf-8") if endpoints else ""
     except OSError:
         text = ""
-    if re.search(r"lock_store:\s*\n\s*type:\s*redis", text) and os.environ.get("RASA_LOCK_STORE_URL"):
-        return os.environ["RASA_LOCK_STORE_URL"]
+    if re.search(r"lock_store:\s*\n\s*type:\s*redis", text) and settings.rasa_lock_store_url:
+        return settings.rasa_lock_store_url
     return ""
 
 

@@ -19,8 +19,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.backend import backend, close_backend
 from channels import guard
-from channels.backend import ChannelBackend
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ class GuardedRestInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("guarded_rest_webhook", __name__)
-        backend = ChannelBackend(timeout=5.0)
+        bp.listener(close_backend, "after_server_stop")
+        client = backend(timeout=5.0)
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -47,7 +48,7 @@ class GuardedRestInput(RestInput):
             if not isinstance(body, dict):
                 return response.json({"error": "a JSON object with sender and message is expected"}, status=400)
             sender = body.get("sender")
-            verdict = await guard.screen(sender, body.get("message"), backend, allow_plain=True)
+            verdict = await guard.screen(sender, body.get("message"), client, allow_plain=True)
             if verdict.reply == guard.BAD_SENDER:
                 return response.json({"error": "invalid sender"}, status=400)
             if verdict.reply:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import unicodedata
 from typing import Any, Awaitable, Callable, Iterable
@@ -42,8 +41,10 @@ from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
+from bot.backend import BackendClient, BackendError, backend as shared_backend, close_backend
+from bot.settings import get_settings
 from channels import guard
-from channels.backend import ChannelBackend
+from texts import text, words
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,15 @@ MAX_FIELDS = 100
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
-OPT_OUT_WORDS = frozenset({"stop", "退订", "td", "t"})
+OPT_OUT_WORDS = frozenset(words("vocabulary.sms_opt_out"))
 # 「恢复提醒」 after 「退订」 must work by SMS too (issue 14): the number is opted out, so Rasa's
 # answer could not be delivered; the channel opts it back in itself.
-OPT_IN_WORDS = frozenset({"start", "unstop", "恢复", "恢复提醒", "恢复短信", "恢复短信提醒", "恢复还款提醒", "取消退订",
-                          "重新订阅"})
-OPT_OUT_REPLY = "【贷款客服】您已退订短信，我们将不再向本号码发送短信。回复START可恢复。"
-OPT_IN_REPLY = "【贷款客服】您已恢复接收短信。如需退订，请回复TD或STOP。"
-CHOOSE_BY_NUMBER = "请回复序号选择。"
+OPT_IN_WORDS = frozenset(words("vocabulary.sms_opt_in"))
+REMINDER_WORDS = tuple(words("vocabulary.sms_reminder_word"))
+FINAL_STOPS = "".join(words("vocabulary.sms_final_stops"))
+OPT_OUT_REPLY = text("channel.sms.opted_out")
+OPT_IN_REPLY = text("channel.sms.opted_in")
+CHOOSE_BY_NUMBER = text("channel.sms.choose_by_number")
 # Twilio waits 15 s for the webhook; the STOP confirmation is sent before answering it.
 CONFIRMATION_TIMEOUT = 8.0
 
@@ -81,7 +83,7 @@ def number_of(sender_id: str) -> str | None:
 def keyword(text: str) -> str | None:
     """"out" for an opt-out keyword, "in" for an opt-in keyword: the whole message, any case,
     full- or half-width, surrounding spaces and a final full stop ignored."""
-    word = unicodedata.normalize("NFKC", text).strip().rstrip("。.!！").strip().casefold()
+    word = unicodedata.normalize("NFKC", text).strip().rstrip(FINAL_STOPS).strip().casefold()
     if word in OPT_OUT_WORDS:
         return "out"
     if word in OPT_IN_WORDS:
@@ -100,7 +102,8 @@ def render_buttons(text: str | None, buttons: Iterable[dict[str, Any]]) -> str:
 
 
 def default_public_url() -> str:
-    return f"http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}/webhooks/sms/webhook"
+    """SMS_PUBLIC_URL, else Rasa on this host at RASA_PORT (bot.settings)."""
+    return get_settings().sms_webhook_url
 
 
 class SmsOutput(OutputChannel):
@@ -111,7 +114,7 @@ class SmsOutput(OutputChannel):
     def name(cls) -> str:
         return CHANNEL
 
-    def __init__(self, backend: ChannelBackend) -> None:
+    def __init__(self, backend: BackendClient) -> None:
         self.backend = backend
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
@@ -159,14 +162,14 @@ class SmsInput(InputChannel):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> "SmsInput":
         c = credentials or {}
         return cls(
-            auth_token=c.get("auth_token") or os.environ.get("TWILIO_AUTH_TOKEN", ""),
-            public_url=c.get("public_url") or os.environ.get("SMS_PUBLIC_URL") or default_public_url(),
+            auth_token=c.get("auth_token") or get_settings().twilio_auth_token,
+            public_url=c.get("public_url") or default_public_url(),
         )
 
-    def __init__(self, auth_token: str, public_url: str, backend: ChannelBackend | None = None) -> None:
+    def __init__(self, auth_token: str, public_url: str, backend: BackendClient | None = None) -> None:
         self.auth_token = auth_token or ""
         self.public_url = public_url
-        self.backend = backend or ChannelBackend()
+        self.backend = backend or shared_backend()
         self._tasks: set[asyncio.Task] = set()
         if not self.auth_token:
             log.warning("sms: TWILIO_AUTH_TOKEN is not set; every inbound SMS will be refused (403)")
@@ -208,6 +211,7 @@ class SmsInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("sms_webhook", __name__)
+        bp.listener(close_backend, "after_server_stop")
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -230,7 +234,7 @@ class SmsInput(InputChannel):
                 return response.text("From must be an E.164 number", status=400)
             try:
                 claim = await self.backend.claim(CHANNEL, number, sid)
-            except Exception as exc:
+            except BackendError as exc:
                 log.error("sms: could not claim a message from %s: %s", mask_number(number), type(exc).__name__)
                 return response.text("backend unavailable", status=503)
             if not claim.get("first_time"):
@@ -243,7 +247,7 @@ class SmsInput(InputChannel):
             if word == "in":
                 if not await self._opt_in(number):
                     return response.text("not stored", status=500)
-                if "提醒" in text:  # 「恢复提醒」 also turns reminders back on: the bot's resubscribe does it
+                if any(w in text for w in REMINDER_WORDS):  # 「恢复提醒」 also turns reminders back on: the bot's resubscribe does it
                     self._spawn(self._handle(on_new_message, request.app, number, text, sid))
                 return twiml()
             if identity.get("opted_out"):
@@ -264,7 +268,7 @@ class SmsInput(InputChannel):
             log.error("sms: opt-out confirmation to %s failed: %s", mask_number(number), type(exc).__name__)
         try:
             stored = await self.backend.opt_out(number, True)
-        except Exception as exc:
+        except BackendError as exc:
             log.error("sms: opt-out of %s failed: %s", mask_number(number), type(exc).__name__)
             return False
         log.info("sms: %s opted out", mask_number(number))
@@ -273,7 +277,7 @@ class SmsInput(InputChannel):
     async def _opt_in(self, number: str) -> bool:
         try:
             stored = await self.backend.opt_out(number, False)
-        except Exception as exc:
+        except BackendError as exc:
             log.error("sms: opt-in of %s failed: %s", mask_number(number), type(exc).__name__)
             return False
         if stored:

@@ -11,7 +11,6 @@ The channel keeps the name "socketio" so Rasa's HTTP API (output_channel=socketi
 from __future__ import annotations
 
 import logging
-import os
 import re
 import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
@@ -21,8 +20,9 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from socketio import AsyncServer
 
+from bot.backend import backend, close_backend
+from bot.settings import get_settings
 from channels import guard
-from channels.backend import ChannelBackend
 
 log = logging.getLogger(__name__)
 ANON = re.compile(r"^web:anon-[0-9a-f]{32}$")
@@ -36,7 +36,7 @@ async def record_presence(sender: str, key: str) -> None:
     if not m:
         return  # anonymous visitors have no account to remind
     try:
-        await ChannelBackend().claim("web", m.group(1), key)
+        await backend().claim("web", m.group(1), key)
     except Exception as exc:  # noqa: BLE001 - presence is best effort; the message still goes to Rasa
         log.warning("web presence not recorded: %s", type(exc).__name__)
 
@@ -53,9 +53,10 @@ class WebChatInput(SocketIOInput):
         )
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        origins = os.environ.get("WEBCHAT_ALLOWED_ORIGINS", "*")
+        origins = get_settings().webchat_allowed_origins
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins="*" if origins == "*" else origins.split(","))
         bp = SocketBlueprint(sio, self.socketio_path, "webchat_socketio", __name__)
+        bp.listener(close_backend, "after_server_stop")
         self.sio = sio
 
         @bp.route("/", methods=["GET"])
@@ -93,7 +94,7 @@ class WebChatInput(SocketIOInput):
             if not sender:
                 return
             text = data.get("message") if isinstance(data, dict) else None
-            verdict = await guard.screen(sender, text, ChannelBackend(timeout=5.0))
+            verdict = await guard.screen(sender, text, backend(timeout=5.0))
             if verdict.reply:
                 await sio.emit(self.bot_message_evt, {"text": verdict.reply}, room=sid)
                 return

@@ -10,7 +10,8 @@ key in the backend (MsgId; events: FromUserName + CreateTime; a retry is answere
 dropped, across restarts too) and answers `success`. The conversation runs in a background task
 and the answers go out through the customer-service message API.
 
-Outbound rules: customer-service messages only within 48 h of the user's last message and at
+Outbound rules: customer-service messages only within ``outreach.wechat_window_hours`` (48 h) of the
+user's last message (served by the backend, bot/rules.py) and at
 most 5 per user message; past either limit a configured template message (service notices
 only, each field at most 20 characters, no newline) is sent instead, or nothing if none is set.
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -44,21 +44,32 @@ from wechatpy.session.memorystorage import MemoryStorage
 from wechatpy.session.redisstorage import RedisStorage
 from wechatpy.utils import check_signature
 
+from bot.backend import BackendClient, BackendError, backend, close_backend
+from bot.rules import rules_for
+from bot.settings import get_settings
 from channels import guard
-from channels.backend import ChannelBackend
+from texts import text
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
 MAX_BODY = 64 * 1024
-WINDOW = timedelta(hours=48)
 PER_MESSAGE_LIMIT = 5
 FIELD_MAX = 20
 SHANGHAI = timezone(timedelta(hours=8))  # no DST; naive backend timestamps are Beijing time
 
-ONLY_TEXT = "目前只支持文字消息"
-WELCOME = "感谢关注！我是贷款智能客服小安，可以帮您查询待还金额、还款日和还款记录。"
-WELCOME_BOUND = WELCOME + "您的微信已绑定账户，直接发送问题即可，例如「我还欠多少钱」。"
+
+def window() -> timedelta:
+    """How long after a user's last message customer-service messages reach them (WeChat's 48 hours:
+    ``outreach.wechat_window_hours``, served by the backend, which routes notices by the same rule)."""
+    return timedelta(hours=rules_for("outreach")["wechat_window_hours"])
+
+
+ONLY_TEXT = text("channel.wechat.only_text")
+WELCOME = text("channel.wechat.welcome")
+WELCOME_BOUND = WELCOME + text("channel.wechat.welcome_bound")
+NOTICE_TITLE = text("channel.wechat.notice_title")
+NOTICE_REMARK = text("channel.wechat.notice_remark")
 BIND_OFFER = "/provide_identity"  # starts the identity form; a verified form binds this openid
 
 # Events that count as the user's action (they open the 48-hour window); others (template
@@ -119,8 +130,8 @@ def clean_field(value: Any, limit: int = FIELD_MAX) -> str:
 
 def template_data(text: str, now: datetime) -> dict[str, dict[str, str]]:
     """Fields of the service-notice template: summary of the message and the time."""
-    fields = {"first": "您有一条新的服务通知", "keyword1": text, "keyword2": now.strftime("%Y-%m-%d %H:%M"),
-              "remark": "详情请在公众号内回复查询"}
+    fields = {"first": NOTICE_TITLE, "keyword1": text, "keyword2": now.strftime("%Y-%m-%d %H:%M"),
+              "remark": NOTICE_REMARK}
     return {name: {"value": clean_field(value)} for name, value in fields.items()}
 
 
@@ -133,7 +144,7 @@ def within_window(last_inbound_at: str | None, now: datetime | None = None) -> b
         return False
     if last.tzinfo is None:
         last = last.replace(tzinfo=SHANGHAI)
-    return (now or datetime.now(SHANGHAI)) - last < WINDOW
+    return (now or datetime.now(SHANGHAI)) - last < window()
 
 
 def with_options(text: str, buttons: list[dict[str, Any]]) -> str:
@@ -237,7 +248,7 @@ class SendCounter:
             key = f"{self._prefix}:{openid}"
             n = self._redis.incr(key)
             if n == 1:
-                self._redis.expire(key, int(WINDOW.total_seconds()))
+                self._redis.expire(key, int(window().total_seconds()))
             return n <= self._limit
         with self._lock:
             n = self._counts.get(openid, 0) + 1
@@ -256,7 +267,7 @@ class WeChatSender:
     """Delivers one text to an openid: customer-service message inside the window and quota,
     template message otherwise."""
 
-    def __init__(self, client: SharedTokenClient, backend: ChannelBackend, counter: SendCounter,
+    def __init__(self, client: SharedTokenClient, backend: BackendClient, counter: SendCounter,
                  template_id: str = "", template_url: str = "") -> None:
         self.client, self.backend, self.counter = client, backend, counter
         self.template_id, self.template_url = template_id, template_url
@@ -295,7 +306,7 @@ class WeChatSender:
     async def _window_open(self, openid: str) -> bool | None:
         try:
             ident = await self.backend.identity(CHANNEL, openid)
-        except Exception as exc:  # backend down: try customer service, WeChat says if closed
+        except BackendError as exc:  # backend down: try customer service, WeChat says if closed
             log.warning("wechat identity lookup failed: %s", type(exc).__name__)
             return True
         if ident is None or ident.get("status") != "active":
@@ -378,12 +389,13 @@ class WeChatInput(InputChannel):
         if not credentials:
             cls.raise_missing_credentials_exception()
         c = {k: ("" if v is None else str(v)) for k, v in credentials.items()}
+        settings = get_settings()
         return cls(token=c.get("token", ""), app_id=c.get("app_id", ""), app_secret=c.get("app_secret", ""),
                    aes_key=c.get("aes_key", ""),
                    api_base=c.get("api_base") or "https://api.weixin.qq.com/cgi-bin/",
-                   template_id=c.get("template_id") or os.environ.get("WECHAT_TEMPLATE_ID", ""),
-                   template_url=c.get("template_url") or os.environ.get("WECHAT_TEMPLATE_URL", ""),
-                   redis_url=c.get("redis_url") or os.environ.get("WECHAT_REDIS_URL", ""))
+                   template_id=c.get("template_id") or settings.wechat_template_id,
+                   template_url=c.get("template_url") or settings.wechat_template_url,
+                   redis_url=c.get("redis_url") or settings.wechat_redis_url)
 
     def __init__(self, token: str, app_id: str, app_secret: str, aes_key: str = "",
                  api_base: str = "https://api.weixin.qq.com/cgi-bin/", template_id: str = "",
@@ -402,8 +414,8 @@ class WeChatInput(InputChannel):
         session = RedisStorage(redis, prefix="wechatpy") if redis is not None else MemoryStorage()
         client = SharedTokenClient(app_id, app_secret, api_base, session,
                                    RefreshLock(redis, f"wechatpy:{app_id}:token-refresh"))
-        self.claims = ChannelBackend(timeout=3.0)  # must answer well inside WeChat's 5 s
-        self.sender = WeChatSender(client, ChannelBackend(), SendCounter(redis), template_id, template_url)
+        self.claims = backend(timeout=3.0)  # must answer well inside WeChat's 5 s
+        self.sender = WeChatSender(client, backend(), SendCounter(redis), template_id, template_url)
         self.nonces = NonceCache(redis)
         self._tasks: set[asyncio.Task] = set()
 
@@ -414,6 +426,7 @@ class WeChatInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("wechat_webhook", __name__)
+        bp.listener(close_backend, "after_server_stop")
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -524,7 +537,7 @@ class WeChatInput(InputChannel):
             return response.text("success")
         try:
             claim = await self.claims.claim(CHANNEL, msg.source, key)
-        except Exception as exc:
+        except BackendError as exc:
             # Without the claim a retry cannot be told apart: let WeChat retry later.
             log.warning("wechat claim failed for %s: %s", mask(msg.source), type(exc).__name__)
             return response.text("", status=503)

@@ -1,7 +1,10 @@
 """The scheduler process: APScheduler with its jobs in the database (SQLAlchemyJobStore).
 
 Jobs (scheduler.jobs): plan the day's outreach notices at start-up and every plan_every_minutes;
-dispatch due notices every dispatch_seconds (OUTREACH_DISPATCH_SECONDS overrides it); keep the lease
+dispatch due notices every dispatch_seconds (OUTREACH_DISPATCH_SECONDS overrides it): each is
+rendered by the backend's code and delivered through the outbox (backend.services.outreach.outbox:
+a bot message appended through Rasa's HTTP API), decisions too when they had to wait (the backend's
+own outbox worker sends them as soon as they are due); keep the lease
 (heartbeat); recompute segments daily at 02:00 through the backend API. Missed runs are coalesced
 into one and dropped past misfire_grace_seconds (config/business.yml, ``outreach``); notices that
 went stale meanwhile lapse by the outreach rules.
@@ -14,18 +17,19 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from datetime import datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bot import logscrub  # noqa: E402
-from bot.settings import apply_env  # noqa: E402
+from bot import logscrub
+from bot.settings import apply_env
+
+if TYPE_CHECKING:
+    from scheduler import jobs
 
 log = logging.getLogger("scheduler")
 TZ = "Asia/Shanghai"

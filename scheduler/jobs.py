@@ -37,7 +37,7 @@ class Runtime:
 
     def outreach(self) -> Outreach:
         return Outreach(self.rules, self.clock.now, self.sender, holder=self.holder, actor="scheduler",
-                        clock_wall=self.clock.wall)
+                        clock_wall=self.clock.wall, clock_today=self.clock.today)
 
     def hold_lease(self, db: Session) -> bool:
         # Wall-clock time, not the (possibly shifted demo) business clock: every process agrees on it.

@@ -1,6 +1,6 @@
 """Checks the NLU training data: examples per intent, duplicates, entity spans on token boundaries.
 
-Run in the bot environment:  .venv-bot/bin/python scripts/check_nlu.py [--min 40]
+Run in the bot environment:  .venv-bot/bin/python -m scripts.check_nlu [--min 40]
 Exit code 1 if an intent has fewer than --min distinct examples, an example appears under two
 intents, or an entity annotation does not start and end on a jieba token boundary.
 """
@@ -11,13 +11,12 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+from bot.nlu.datasets import jieba_with_dictionaries, nlu_files
+from bot.nlu.normalize import normalize
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader  # noqa: E402
-
-from bot.nlu.datasets import jieba_with_dictionaries, nlu_files  # noqa: E402
-from bot.nlu.normalize import normalize  # noqa: E402
 
 
 def main() -> int:

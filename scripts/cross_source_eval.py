@@ -3,9 +3,9 @@ pipeline's intent model on the others, and score the held-out family as the runn
 would answer it (FallbackClassifier's thresholds applied). Also the paraphrase check: positive
 question pairs of the public corpora must get the same intent.
 
-    .venv-bot/bin/python scripts/cross_source_eval.py            # -> reports/nlu/cross_source.{json,md}
-    .venv-bot/bin/python scripts/cross_source_eval.py --sweep    # + a threshold sweep on the pooled rows
-    .venv-bot/bin/python scripts/cross_source_eval.py --errors bq # the held-out misses of one family
+    .venv-bot/bin/python -m scripts.cross_source_eval            # -> reports/nlu/cross_source.{json,md}
+    .venv-bot/bin/python -m scripts.cross_source_eval --sweep    # + a threshold sweep on the pooled rows
+    .venv-bot/bin/python -m scripts.cross_source_eval --errors bq # the held-out misses of one family
 
 Per family: accuracy = answered and right / all, wrong = answered and wrong / all, fallback = asked
 to rephrase / all (the three add up to 1), macro-F1 over the family's intents (a fallback counts as
@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import yaml
+from sklearn.metrics import f1_score
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-from sklearn.metrics import f1_score  # noqa: E402
-
-from bot.nlu import encoder  # noqa: E402
-from bot.nlu.datasets import HANDWRITTEN, REVIEWED, load_examples  # noqa: E402
-from bot.nlu.linear_intent import (  # noqa: E402
+from bot.nlu import encoder
+from bot.nlu.datasets import HANDWRITTEN, REVIEWED, load_examples
+from bot.nlu.linear_intent import (
     IntentModel, LinearIntentClassifier, calibrated_confidences, calibrated_temperature)
-from bot.nlu.normalize import normalize  # noqa: E402
+from bot.nlu.normalize import normalize
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PAIRS = ROOT / "tests" / "nlu" / "paraphrase_pairs.tsv"
 OUT = ROOT / "reports" / "nlu"

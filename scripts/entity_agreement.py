@@ -1,6 +1,6 @@
 """How well the rule-based extractor agrees with the annotations in data/nlu (span + type).
 
-    .venv-bot/bin/python scripts/entity_agreement.py [-v]
+    .venv-bot/bin/python -m scripts.entity_agreement [-v]
 """
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+from bot.nlu.entities import SHANGHAI, extract
+from bot.nlu.normalize import normalize
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader  # noqa: E402
-
-from bot.nlu.entities import SHANGHAI, extract  # noqa: E402
-from bot.nlu.normalize import normalize  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Turns labelled real customer messages into training files, one per source family.
 
-    .venv-bot/bin/python scripts/import_labels.py LABELS_DIR
+    .venv-bot/bin/python -m scripts.import_labels LABELS_DIR
 
 LABELS_DIR holds the labellers' TSV files (id, intent, text, note; docs/nlu-labeling.md says how they
 were labelled) and relabel.tsv (text, intent, reason: consistency decisions taken afterwards, applied
@@ -19,13 +19,12 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import yaml
+
+from bot.nlu.datasets import HANDWRITTEN, REAL_DIR, annotate, load_examples
+from bot.nlu.normalize import normalize
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import yaml  # noqa: E402
-
-from bot.nlu.datasets import HANDWRITTEN, REAL_DIR, annotate, load_examples  # noqa: E402
-from bot.nlu.normalize import normalize  # noqa: E402
 
 FAMILIES = {"bq": "bq_webank", "atec": "atec_antfin", "thano": "collection_calls", "yld": "collection_calls",
             "unionpay": "bank_unionpay"}

@@ -1,6 +1,6 @@
 """Samples the paraphrase check's pairs (tests/nlu/paraphrase_pairs.tsv) from public corpora.
 
-    .venv-bot/bin/python scripts/paraphrase_pairs.py CORPORA_DIR
+    .venv-bot/bin/python -m scripts.paraphrase_pairs CORPORA_DIR
 
 CORPORA_DIR/<source>/positive_pairs.tsv holds question pairs a corpus marks as the same meaning
 (training splits only: docs/data-sources.md). Kept: pairs about repaying a loan (a repayment word on
@@ -15,11 +15,10 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bot.nlu.datasets import load_examples
+from bot.nlu.normalize import normalize
 
-from bot.nlu.datasets import load_examples  # noqa: E402
-from bot.nlu.normalize import normalize  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OUT = ROOT / "tests" / "nlu" / "paraphrase_pairs.tsv"
 SOURCES = {"bq_webank_train": "bq_webank", "atec_antfin_train": "atec_antfin"}

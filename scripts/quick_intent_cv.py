@@ -4,30 +4,28 @@ encoder's vectors from the on-disk cache when config.yml has the E5Featurizer) o
 normalised text, the worst intents and the most frequent confusions. `make eval` runs the whole
 Rasa pipeline and gives the reported numbers.
 
-    .venv-bot/bin/python scripts/quick_intent_cv.py                      # summary
-    .venv-bot/bin/python scripts/quick_intent_cv.py --errors deny affirm  # every miss touching these
-    .venv-bot/bin/python scripts/quick_intent_cv.py --fallback   # + how often the fallback would ask
+    .venv-bot/bin/python -m scripts.quick_intent_cv                      # summary
+    .venv-bot/bin/python -m scripts.quick_intent_cv --errors deny affirm  # every miss touching these
+    .venv-bot/bin/python -m scripts.quick_intent_cv --fallback   # + how often the fallback would ask
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sklearn.metrics import classification_report, f1_score
+from sklearn.model_selection import StratifiedKFold
 
-from sklearn.metrics import classification_report, f1_score  # noqa: E402
-from sklearn.model_selection import StratifiedKFold  # noqa: E402
+import numpy as np
+import yaml
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
-from bot.nlu import encoder  # noqa: E402
-from bot.nlu.datasets import load_examples  # noqa: E402
-from bot.nlu.linear_intent import (  # noqa: E402
+from bot.nlu import encoder
+from bot.nlu.datasets import load_examples
+from bot.nlu.linear_intent import (
     IntentModel, LinearIntentClassifier, calibrated_confidences, calibrated_temperature)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pipeline_step(name: str) -> dict:

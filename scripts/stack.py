@@ -3,8 +3,8 @@
 Used by `make run` / `make stop` and by the end-to-end tests (with their own ports and databases),
 so the services are launched exactly one way. Standard library only.
 
-    python scripts/stack.py up      # start everything in the background, print the URLs
-    python scripts/stack.py down    # stop what `up` started
+    python -m scripts.stack up      # start everything in the background, print the URLs
+    python -m scripts.stack down    # stop what `up` started
 """
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bot.settings import derive, merged_env, preflight, profile
 
-from bot.settings import derive, load_env, preflight, profile  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 APP_PY = str(ROOT / ".venv-app" / "bin" / "python")
 BOT_PY = str(ROOT / ".venv-bot" / "bin" / "python")
@@ -45,15 +44,17 @@ class Stack:
 
     @classmethod
     def from_env(cls, run_dir: Path, overrides: dict[str, str] | None = None, with_scheduler: bool = True) -> "Stack":
-        env = load_env()
-        env.update(overrides or {})
+        overrides = overrides or {}
+        env = merged_env()
+        env.update(overrides)
+        # Derived values follow the ports, whatever was overridden: Rasa's URL too (derive), unless
+        # the overrides give one.
+        env["RASA_URL"] = overrides.get("RASA_URL", "")
         env = derive(env)
-        # Derived values must follow the ports, whatever was overridden.
         env.setdefault("BACKEND_URL", f"http://127.0.0.1:{env['BACKEND_PORT']}")
         # The action server listens on ACTION_HOST only (127.0.0.1 unless a private address is set).
         env["ACTION_HOST"] = env.get("ACTION_HOST") or "127.0.0.1"
         env["ACTION_SERVER_URL"] = f"http://{env['ACTION_HOST']}:{env['ACTION_PORT']}/webhook"
-        env["RASA_URL"] = (overrides or {}).get("RASA_URL") or f"http://127.0.0.1:{env['RASA_PORT']}"
         stack = cls(env=env, run_dir=run_dir)
         b, a, r = env["BACKEND_PORT"], env["ACTION_PORT"], env["RASA_PORT"]
         stack.services = [

@@ -6,7 +6,13 @@ key is ``<part>.<path>`` (e.g. ``verification.code_sent``). Both environments im
 notices, outreach, refusals shown to borrowers, Chinese labels of enums staff see).
 
 The Rasa domain's ``responses`` stay in domain.yml (Rasa reads them there); ``everything()`` adds
-them, so the wording check and a review see the whole catalogue.
+them, so the wording check (tests/bot/test_outreach_wording.py) and a review see the whole catalogue.
+
+One part is not read by borrowers: ``vocabulary`` (texts/zh/vocabulary.yml), the words and patterns
+the code matches in their messages (``words(key)`` for a list, ``raw(key)`` for a pattern);
+``everything()`` leaves it out. No Chinese string stays in actions/ or channels/
+(tests/bot/test_no_chinese_literals.py, which also checks that every key named in code exists and
+gets its placeholders).
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ TEXTS = Path(__file__).resolve().parent / "zh"
 def _flatten(prefix: str, node: Any, out: dict[str, str]) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
+            if not isinstance(key, str):  # YAML 1.1 reads a bare on/off/yes/no key as a boolean
+                raise ValueError(f"texts: key {key!r} under {prefix or 'the top'} is not a name (quote it)")
             _flatten(f"{prefix}.{key}" if prefix else str(key), value, out)
     elif isinstance(node, str):
         out[prefix] = node.strip()
@@ -70,6 +78,24 @@ def section(prefix: str) -> dict[str, str]:
     return {k[cut:]: v for k, v in catalogue().items() if k.startswith(prefix + ".")}
 
 
+def words(key: str) -> list[str]:
+    """A list of words (``vocabulary.<name>``: what the code matches in messages), in file order."""
+    found = list(section(key).values())
+    if not found:
+        raise KeyError(f"texts: no words {key!r} in texts/zh/")
+    return found
+
+
+def groups(prefix: str) -> dict[str, dict[str, str]]:
+    """The entries under ``prefix.`` by their id, each a mapping of its fields, in file order
+    (e.g. ``groups("canned")`` → ``{"greeting": {"title": ..., "text": ...}, ...}``)."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in section(prefix).items():
+        entry, _, field = key.partition(".")
+        out.setdefault(entry, {})[field] = value
+    return out
+
+
 def label(enum: str, value: Any) -> str:
     """The Chinese label staff see for an enum value (``labels.<enum>.<value>``); the value itself
     when the catalogue has none (never an error in a page)."""
@@ -89,9 +115,13 @@ def domain_responses() -> dict[str, list[str]]:
     return out
 
 
+VOCABULARY = "vocabulary"  # the part of words matched in messages: nothing a borrower reads
+
+
 def everything() -> dict[str, str]:
-    """The whole catalogue as a reviewer reads it: catalogue texts and domain responses."""
-    out = dict(catalogue())
+    """The whole catalogue as a reviewer reads it: catalogue texts and domain responses (the
+    recognition vocabulary left out)."""
+    out = {k: v for k, v in catalogue().items() if not k.startswith(VOCABULARY + ".")}
     for name, variants in domain_responses().items():
         for i, t in enumerate(variants):
             out[f"domain.{name}.{i}"] = t

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+import texts
 from backend.api.deps import DB, Rules, Today
 from backend.core.errors import AppError
 from backend.models import StaffSession
@@ -15,7 +16,8 @@ COOKIE = "console_session"
 
 class NotSignedIn(AppError):
     def __init__(self) -> None:
-        super().__init__(401, "not_signed_in", "请先登录客服工作台", "Sign in to the console first")
+        super().__init__(401, "not_signed_in", texts.text("errors.console.not_signed_in"),
+                         "Sign in to the console first")
 
 
 def current_session(request: Request, db: DB, rules: Rules, clock: Today) -> StaffSession:

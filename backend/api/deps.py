@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.clock import Clock
 from backend.core.config import API_SCOPES, BusinessRules, Settings
 from backend.core.errors import AppError
@@ -40,7 +41,8 @@ def get_rasa(request: Request) -> RasaClient:
 
 class OutOfRange(AppError):
     def __init__(self) -> None:
-        super().__init__(422, "invalid_input", "输入内容不正确，请检查后重试", "Invalid input: a value is out of range")
+        super().__init__(422, "invalid_input", texts.text("errors.invalid_input"),
+                         "Invalid input: a value is out of range")
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -82,7 +84,7 @@ def require_api_key(
 
 class ScopeMissing(AppError):
     def __init__(self, scope: str) -> None:
-        super().__init__(403, "insufficient_scope", "该 API 密钥无权调用此接口",
+        super().__init__(403, "insufficient_scope", texts.text("errors.http.insufficient_scope"),
                          f"This API key may not call this route (scope {scope})")
 
 

@@ -24,15 +24,19 @@ settings (``Clock.from_settings``), injected into services as ``now`` / ``today`
 ``wall()`` is the real time, for what another process or the browser checks against its own clock
 (the web chat token's expiry, the scheduler lease, WeChat's 48-hour window as the channel sees it).
 Without OUTREACH_DEMO_TIME it is ``now()``.
+
+The daily windows of the business rules (``DailyWindow``): outreach's contact window and the
+handoff's staffed hours, both in the business timezone of config/business.yml (``timezone``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from backend.core.config import Settings
+    from backend.core.config import BusinessRules, OutreachRules, Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -81,3 +85,104 @@ class Clock:
 
     def today(self) -> date:
         return self._frozen or self.now().date()
+
+
+# --------------------------------------------------------------------------- daily windows
+
+ALL_DAYS = (1, 2, 3, 4, 5, 6, 7)
+
+
+def local(dt: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """In the business timezone. SQLite hands back naive wall times (stored in the business timezone),
+    PostgreSQL aware ones: both compare alike afterwards."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=tz) if dt.tzinfo is None else dt.astimezone(tz)
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz)
+
+
+@dataclass(frozen=True)
+class DailyWindow:
+    """[start, end) of the day on the given ISO weekdays, in ``tz``: the one "inside the daily
+    window" rule (outreach's contact window, the handoff's staffed hours)."""
+
+    start: time
+    end: time
+    tz: ZoneInfo
+    days: tuple[int, ...] = ALL_DAYS
+
+    @classmethod
+    def contact(cls, rules: "BusinessRules") -> "DailyWindow":
+        """When outreach may contact a borrower (outreach.contact_window), every day."""
+        return cls.of_outreach(rules.outreach, ZoneInfo(rules.timezone))
+
+    @classmethod
+    def of_outreach(cls, cfg: "OutreachRules", tz: ZoneInfo) -> "DailyWindow":
+        return cls(cfg.contact_window.start, cfg.contact_window.end, tz)
+
+    @classmethod
+    def staffed(cls, rules: "BusinessRules") -> "DailyWindow":
+        """When staff are at the console (handoff.staffed_hours), on its days."""
+        hours = rules.handoff.staffed_hours
+        return cls(hours.start, hours.end, ZoneInfo(rules.timezone), tuple(hours.days))
+
+    def on(self, day: date) -> tuple[datetime, datetime] | None:
+        """The window of that day, or None on a day it is closed."""
+        if day.isoweekday() not in self.days:
+            return None
+        return datetime.combine(day, self.start, tzinfo=self.tz), datetime.combine(day, self.end, tzinfo=self.tz)
+
+    def contains(self, moment: datetime) -> bool:
+        moment = local(moment, self.tz)
+        window = self.on(moment.date())
+        return window is not None and window[0] <= moment < window[1]
+
+    def next_start(self, moment: datetime) -> datetime:
+        """The next opening strictly after ``moment``."""
+        moment = local(moment, self.tz)
+        for offset in range(8):
+            window = self.on(moment.date() + timedelta(days=offset))
+            if window is not None and window[0] > moment:
+                return window[0]
+        raise ValueError("a daily window open on no day")  # pragma: no cover - the rules refuse it
+
+    def earliest(self, moment: datetime) -> datetime:
+        """``moment`` if the window is open then, else its next opening."""
+        moment = local(moment, self.tz)
+        return moment if self.contains(moment) else self.next_start(moment)
+
+    def seconds_inside(self, start: datetime, end: datetime) -> float:
+        """Seconds between start and end that fall inside the window."""
+        start, end = local(start, self.tz), local(end, self.tz)
+        total, day = 0.0, start.date()
+        while day <= end.date():
+            window = self.on(day)
+            if window is not None:
+                lo, hi = max(start, window[0]), min(end, window[1])
+                if hi > lo:
+                    total += (hi - lo).total_seconds()
+            day += timedelta(days=1)
+        return total
+
+
+# Outreach's contact window by its rules section and the business timezone (backend/services/outreach).
+
+def window(cfg: "OutreachRules", tz: ZoneInfo, day: date) -> tuple[datetime, datetime]:
+    return DailyWindow.of_outreach(cfg, tz).on(day)  # type: ignore[return-value]  # open every day
+
+
+def in_window(cfg: "OutreachRules", tz: ZoneInfo, now: datetime) -> bool:
+    return DailyWindow.of_outreach(cfg, tz).contains(now)
+
+
+def next_window_start(cfg: "OutreachRules", tz: ZoneInfo, now: datetime) -> datetime:
+    """The next opening of the contact window strictly after now."""
+    return DailyWindow.of_outreach(cfg, tz).next_start(now)
+
+
+def earliest_send(cfg: "OutreachRules", tz: ZoneInfo, at: datetime) -> datetime:
+    """``at`` if the window is open then, else the window's next opening."""
+    return DailyWindow.of_outreach(cfg, tz).earliest(at)

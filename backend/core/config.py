@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.settings import absolute_path, absolute_sqlite, read_env_files
+from bot.settings import default as env_default
+from bot.settings import rasa_url as default_rasa_url
+
+from backend.models.enums import ComplaintCategory, HandoffReason, PlanType, values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,60 +65,93 @@ def published_dev_secrets_in(env: dict[str, str]) -> list[str]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
+    """The app environment's settings (backend, scheduler, backend.cli). Highest first: arguments (by
+    variable name), the environment, .env, .env.example (read by bot.settings.read_env_files, the one
+    reader of both files, as for the bot's model). Every default is the committed .env.example value (``env_default``),
+    except SMS_OUTBOX_SHOW_CODES: false here, true in the file (local demos and tests read codes)."""
 
-    database_url: str = Field(
-        default=f"sqlite:///{ROOT / 'var' / 'data' / 'loan.db'}", alias="DATABASE_URL"
-    )
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=read_env_files())
+
+    database_url: str = Field(default=env_default("DATABASE_URL"), alias="DATABASE_URL")
     # Comma-separated "name:key" pairs; the name is what the audit log records as the actor and picks
     # the key's scopes (API_KEY_PROFILES): an unknown name is refused at start-up.
-    backend_api_keys: str = Field(default="actions:dev-actions-key", alias="BACKEND_API_KEYS")
-    business_rules_path: Path = Field(
-        default=ROOT / "config" / "business.yml", alias="BUSINESS_RULES_PATH"
-    )
+    backend_api_keys: str = Field(default=env_default("BACKEND_API_KEYS"), alias="BACKEND_API_KEYS")
+    business_rules_path: Path = Field(default=env_default("BUSINESS_RULES_PATH"), alias="BUSINESS_RULES_PATH")
     # Key for hashing one-time codes at rest; set a long random value in production.
-    otp_hash_secret: str = Field(default="dev-otp-secret", alias="OTP_HASH_SECRET")
-    sms_provider: str = Field(default="outbox", alias="SMS_PROVIDER")
-    sms_outbox_path: Path = Field(default=ROOT / "var" / "sms_outbox.jsonl", alias="SMS_OUTBOX_PATH")
-    twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
-    twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
-    twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
+    otp_hash_secret: str = Field(default=env_default("OTP_HASH_SECRET"), alias="OTP_HASH_SECRET")
+    sms_provider: str = Field(default=env_default("SMS_PROVIDER"), alias="SMS_PROVIDER")
+    sms_outbox_path: Path = Field(default=env_default("SMS_OUTBOX_PATH"), alias="SMS_OUTBOX_PATH")
+    twilio_account_sid: str = Field(default=env_default("TWILIO_ACCOUNT_SID"), alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field(default=env_default("TWILIO_AUTH_TOKEN"), alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str = Field(default=env_default("TWILIO_FROM_NUMBER"), alias="TWILIO_FROM_NUMBER")
     # Only for tests: where the Twilio client sends its requests instead of api.twilio.com.
-    twilio_api_base: str = Field(default="", alias="TWILIO_API_BASE")
-    webchat_jwt_secret: str = Field(default="dev-webchat-jwt-secret-change-me", alias="WEBCHAT_JWT_SECRET")
-    webchat_token_minutes: int = Field(default=30, alias="WEBCHAT_TOKEN_MINUTES")
-    rasa_public_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_PUBLIC_URL")
+    twilio_api_base: str = Field(default=env_default("TWILIO_API_BASE"), alias="TWILIO_API_BASE")
+    webchat_jwt_secret: str = Field(default=env_default("WEBCHAT_JWT_SECRET"), alias="WEBCHAT_JWT_SECRET")
+    webchat_token_minutes: int = Field(default=env_default("WEBCHAT_TOKEN_MINUTES"), alias="WEBCHAT_TOKEN_MINUTES")
+    rasa_public_url: str = Field(default=env_default("RASA_PUBLIC_URL"), alias="RASA_PUBLIC_URL")
     # Rasa's HTTP API as the backend reaches it (console replies, transcripts) and its token.
-    rasa_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_URL")
-    rasa_api_token: str = Field(default="dev-rasa-token", alias="RASA_API_TOKEN")
+    # Empty: Rasa on this host at RASA_PORT (bot.settings.rasa_url, the one place this is worked out).
+    rasa_url: str = Field(default=env_default("RASA_URL"), alias="RASA_URL")
+    rasa_port: int = Field(default=env_default("RASA_PORT"), alias="RASA_PORT")
+    rasa_api_token: str = Field(default=env_default("RASA_API_TOKEN"), alias="RASA_API_TOKEN")
     # Staff console session cookie: Secure flag (set true behind HTTPS).
-    console_cookie_secure: bool = Field(default=False, alias="CONSOLE_COOKIE_SECURE")
+    console_cookie_secure: bool = Field(default=env_default("CONSOLE_COOKIE_SECURE"), alias="CONSOLE_COOKIE_SECURE")
+    # The demo staff accounts' password (`backend.cli setup` on an empty database); empty in production.
+    console_demo_password: str = Field(default=env_default("CONSOLE_DEMO_PASSWORD"), alias="CONSOLE_DEMO_PASSWORD")
+    # `backend.cli create-staff` takes the new account's password from here when set, else asks for it.
+    staff_password: str = Field(default=env_default("STAFF_PASSWORD"), alias="STAFF_PASSWORD")
     # Deployment profile (README "Security and privacy"): development or production. Production
     # refuses to start with a published or missing secret (_profile) and makes the cookie Secure.
-    app_env: str = Field(default="development", alias="APP_ENV")
+    app_env: str = Field(default=env_default("APP_ENV"), alias="APP_ENV")
     # ISO date; when set, "today" is this date (demo and tests across processes).
-    frozen_date: str | None = Field(default=None, alias="APP_FROZEN_DATE")
+    frozen_date: str | None = Field(default=env_default("APP_FROZEN_DATE"), alias="APP_FROZEN_DATE")
     # Scheduler demo setting: dispatch every N seconds instead of outreach.dispatch_seconds.
-    outreach_dispatch_seconds: str = Field(default="", alias="OUTREACH_DISPATCH_SECONDS")
+    outreach_dispatch_seconds: str = Field(default=env_default("OUTREACH_DISPATCH_SECONDS"), alias="OUTREACH_DISPATCH_SECONDS")
     # Demo clock of the whole stack (backend and scheduler; backend.core.clock.Clock): business time
     # starts at this HH:MM of the business date and runs on in real time, never changing the date, so
     # a demo or a test run at night is inside the contact window. Empty: the real time.
-    outreach_demo_time: str = Field(default="", alias="OUTREACH_DEMO_TIME")
+    outreach_demo_time: str = Field(default=env_default("OUTREACH_DEMO_TIME"), alias="OUTREACH_DEMO_TIME")
     # The WeChat service-notice template (the channel reads the same variable, credentials.yml):
     # outreach may use WeChat outside its 48-hour window only when this is set and
     # outreach.wechat_template_outside_window is true (effective_rules).
-    wechat_template_id: str = Field(default="", alias="WECHAT_TEMPLATE_ID")
+    wechat_template_id: str = Field(default=env_default("WECHAT_TEMPLATE_ID"), alias="WECHAT_TEMPLATE_ID")
     # Key of the keyed hash (HMAC-SHA256) kept instead of conversation ids in the understanding inbox
     # (an SMS conversation id holds a phone number); set a long random value in production.
-    nlu_review_hash_secret: str = Field(default="dev-nlu-review-secret", alias="NLU_REVIEW_HASH_SECRET")
+    nlu_review_hash_secret: str = Field(default=env_default("NLU_REVIEW_HASH_SECRET"), alias="NLU_REVIEW_HASH_SECRET")
     # Personal data at rest (backend.core.crypto): Fernet key(s) encrypting phone and ID numbers and
     # channel ids (comma-separated: the first encrypts, all decrypt), and the HMAC key of their lookup
     # hashes. The defaults are published development secrets (PUBLISHED_DEV_SECRETS): never in production.
-    pii_encryption_key: str = Field(default=DEV_PII_ENCRYPTION_KEY, alias="PII_ENCRYPTION_KEY")
-    pii_hash_key: str = Field(default=DEV_PII_HASH_KEY, alias="PII_HASH_KEY")
+    pii_encryption_key: str = Field(default=env_default("PII_ENCRYPTION_KEY"), alias="PII_ENCRYPTION_KEY")
+    pii_hash_key: str = Field(default=env_default("PII_HASH_KEY"), alias="PII_HASH_KEY")
     # Development SMS outbox (SMS_PROVIDER=outbox): numbers are written masked (138****5678) and
     # one-time codes as ******, unless this is true (local demos and end-to-end tests read codes there).
     sms_outbox_show_codes: bool = Field(default=False, alias="SMS_OUTBOX_SHOW_CODES")
+
+    @field_validator("database_url")
+    @classmethod
+    def _absolute_sqlite(cls, value: str) -> str:
+        return absolute_sqlite(value)
+
+    @field_validator("sms_outbox_path", "business_rules_path", mode="before")
+    @classmethod
+    def _absolute_path(cls, value: Any) -> Any:
+        return absolute_path(str(value)) if isinstance(value, (str, Path)) else value
+
+    @field_validator("frozen_date", mode="before")
+    @classmethod
+    def _no_frozen_date(cls, value: Any) -> Any:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _rasa_url(self) -> "Settings":
+        self.rasa_url = default_rasa_url(self.rasa_url, self.rasa_port)
+        return self
 
     @field_validator("outreach_demo_time")
     @classmethod
@@ -176,8 +215,9 @@ API_SCOPES = (
     "payments:write",       # record a payment (the payment gateway)
     "segments:recompute",   # the daily segment job
     "staff:read",           # staff lists: handoff queue, complaint tickets, plan requests
+    "rules:read",           # the business rules the bot side works by (GET /api/v1/bot/rules)
 )
-_CHANNEL_SCOPES = frozenset({"identities:read", "identities:write", "channels"})
+_CHANNEL_SCOPES = frozenset({"identities:read", "identities:write", "channels", "rules:read"})
 API_KEY_PROFILES: dict[str, frozenset[str]] = {
     # The bot: the action server, and the channel connectors and event broker in the Rasa process,
     # which use the same BACKEND_API_KEY.
@@ -224,8 +264,9 @@ class InsecureConfiguration(SystemExit):
 def production_problems(settings: Settings) -> list[str]:
     """The backend's secrets (settings named *_SECRET, *_TOKEN, *_KEY(S), *_PASSWORD) that production
     cannot run with: empty, or a published development value (PUBLISHED_DEV_SECRETS, the field's
-    default, .env.example). A secret whose default is empty is optional (Twilio), unless in use."""
-    from bot.settings import SECRET_NAME, published_values, secret_parts
+    default, .env.example). A secret whose default is empty is optional (Twilio), unless in use. The
+    demo accounts' password must be empty (MUST_BE_EMPTY_IN_PRODUCTION, the rule scripts/stack.py keeps)."""
+    from bot.settings import MUST_BE_EMPTY_IN_PRODUCTION, SECRET_NAME, published_values, secret_parts
 
     example = published_values()
     problems = []
@@ -234,6 +275,10 @@ def production_problems(settings: Settings) -> list[str]:
         if not SECRET_NAME.search(alias):
             continue
         value = str(getattr(settings, name) or "").strip()
+        if alias in MUST_BE_EMPTY_IN_PRODUCTION:
+            if value:
+                problems.append(f"{alias} must be empty in production (no demo accounts)")
+            continue
         default = str(field.default or "")
         required = bool(default) or (alias == "TWILIO_AUTH_TOKEN" and settings.sms_provider == "twilio")
         published = set(PUBLISHED_DEV_SECRETS.get(alias, ())) | secret_parts(default) | secret_parts(example.get(alias, ""))
@@ -245,19 +290,44 @@ def production_problems(settings: Settings) -> list[str]:
     return problems
 
 
-class Product(BaseModel):
+class RuleSection(BaseModel):
+    """A part of config/business.yml: every key is known, a misspelt or unknown one fails at start-up
+    (extra="forbid") instead of being silently replaced by its default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Product(RuleSection):
     code: str
     name: str
     early_settlement_fee_rate: Decimal
     early_settlement_fee_waived_after_instalments: int = 0
 
 
-class SegmentRule(BaseModel):
+# Segment conditions are "<metric>_<operator>" (backend.services.segments.SegmentMetrics).
+SEGMENT_METRICS = ("days_past_due", "overdue_episodes_12m", "outstanding_principal")
+SEGMENT_OPERATORS = ("gte", "gt", "lte", "lt", "eq")
+SEGMENT_FIELDS = ("risk_tier", "value_tier")
+
+
+class SegmentRule(RuleSection):
     tier: str
-    any_of: list[dict[str, Any]]
+    any_of: list[dict[str, int | Decimal]]
+
+    @field_validator("any_of")
+    @classmethod
+    def _conditions(cls, value: list[dict[str, int | Decimal]]) -> list[dict[str, int | Decimal]]:
+        for condition in value:
+            for key in condition:
+                metric, _, op = key.rpartition("_")
+                if metric not in SEGMENT_METRICS or op not in SEGMENT_OPERATORS:
+                    raise ValueError(f"unknown segment condition {key!r}: use <metric>_<operator> with a metric "
+                                     f"among {', '.join(SEGMENT_METRICS)} and an operator among "
+                                     f"{', '.join(SEGMENT_OPERATORS)}")
+        return value
 
 
-class VerificationRules(BaseModel):
+class VerificationRules(RuleSection):
     code_ttl_seconds: int = 300
     max_wrong_attempts: int = 5
     lock_minutes: int = 30
@@ -267,10 +337,10 @@ class VerificationRules(BaseModel):
 
 
 # The reasons the bot may hand a conversation to staff for (backend.models.HandoffReason).
-HANDOFF_REASONS = ("request_human", "repeated_fallback", "complaint_high", "distress", "vip_plan", "plan_review")
+HANDOFF_REASONS = values(HandoffReason)
 
 
-class StaffedHours(BaseModel):
+class StaffedHours(RuleSection):
     start: time = time(9, 0)
     end: time = time(21, 0)
     days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
@@ -292,12 +362,12 @@ class StaffedHours(BaseModel):
         return self
 
 
-class WaitEstimate(BaseModel):
+class WaitEstimate(RuleSection):
     history_cases: int = Field(default=20, ge=1)
     default_minutes: int = Field(default=3, ge=1)
 
 
-class HandoffRules(BaseModel):
+class HandoffRules(RuleSection):
     priorities: dict[str, int] = Field(default_factory=lambda: {
         "distress": 1, "complaint_high": 1, "vip_plan": 2, "plan_review": 2,
         "request_human": 3, "repeated_fallback": 3,
@@ -305,11 +375,14 @@ class HandoffRules(BaseModel):
     staffed_hours: StaffedHours = StaffedHours()
     first_response_target_minutes: int = Field(default=3, ge=1)
     wait_estimate: WaitEstimate = WaitEstimate()
-    # Segments whose repayment-plan questions go to a person (read by the action server too).
+    # Segments whose repayment-plan questions go to a person (served to the action server, which asks).
     plan_segments: dict[str, list[str]] = Field(default_factory=lambda: {"value_tier": ["vip"], "risk_tier": ["high"]})
 
     @model_validator(mode="after")
     def _check(self) -> "HandoffRules":
+        unknown = set(self.plan_segments) - set(SEGMENT_FIELDS)
+        if unknown:
+            raise ValueError(f"handoff.plan_segments: unknown segments {sorted(unknown)}; use {', '.join(SEGMENT_FIELDS)}")
         if set(self.priorities) != set(HANDOFF_REASONS):
             raise ValueError(f"handoff.priorities must give exactly these reasons: {', '.join(HANDOFF_REASONS)}")
         if any(not 1 <= p <= 4 for p in self.priorities.values()):
@@ -317,7 +390,7 @@ class HandoffRules(BaseModel):
         return self
 
 
-class ConsoleRules(BaseModel):
+class ConsoleRules(RuleSection):
     """Staff console sign-in: session lifetime and the login rate limit."""
 
     session_idle_minutes: int = Field(default=30, ge=1)
@@ -330,14 +403,14 @@ class ConsoleRules(BaseModel):
     login_slowdown_max_seconds: float = Field(default=8.0, ge=0)
 
 
-class AbuseRules(BaseModel):
+class AbuseRules(RuleSection):
     """Borrower-channel limits (applied by channels/guard.py in the Rasa process)."""
 
     messages_per_minute: int = Field(default=20, ge=1)
     max_message_chars: int = Field(default=1000, ge=1)
 
 
-class ScoreBand(BaseModel):
+class ScoreBand(RuleSection):
     """One band of a service-quality scale: the score when the value is strictly ``below``, ``at_most``
     or ``at_least`` the threshold (exactly one of the three). Bands are tried top to bottom."""
 
@@ -353,7 +426,7 @@ class ScoreBand(BaseModel):
         return self
 
 
-class ScoreScale(BaseModel):
+class ScoreScale(RuleSection):
     bands: list[ScoreBand]
     otherwise: float = Field(ge=1, le=5)  # when no band matches
 
@@ -361,7 +434,7 @@ class ScoreScale(BaseModel):
 SERVICE_QUALITY_COMPONENTS = ("response_time", "resolution_rate", "satisfaction", "complaint_rate")
 
 
-class ServiceQualityRules(BaseModel):
+class ServiceQualityRules(RuleSection):
     """The dashboard's service-quality score (backend.services.dashboard): weights and bands."""
 
     weights: dict[str, float] = Field(default_factory=lambda: {
@@ -391,10 +464,10 @@ class ServiceQualityRules(BaseModel):
 
 
 # Complaint categories (backend.models.ComplaintCategory): 催收方式 / 费用争议 / 服务态度 / 信息错误 / 隐私 / 其他.
-COMPLAINT_CATEGORIES = ("collection", "fees", "service", "wrong_info", "privacy", "other")
+COMPLAINT_CATEGORIES = values(ComplaintCategory)
 
 
-class ComplaintRules(BaseModel):
+class ComplaintRules(RuleSection):
     """Complaint tickets: the regulatory deadlines, linking, priority and the reminder pause."""
 
     decision_days: int = Field(default=15, ge=1)  # a decision within this many days of receipt
@@ -416,18 +489,18 @@ class ComplaintRules(BaseModel):
 
 
 # Repayment-plan types (backend.models.PlanType) and the parts of a debt a waiver may cover.
-PLAN_TYPES = ("instalment", "deferral", "waiver")
+PLAN_TYPES = values(PlanType)
 WAIVABLE_PARTS = ("penalty_interest", "fees")
 
 
-class PlanReviewThresholds(BaseModel):
+class PlanReviewThresholds(RuleSection):
     """A request beyond either threshold goes to staff review instead of the automatic pre-check."""
 
     outstanding_principal_above: Decimal = Field(default=Decimal("50000"), ge=0)
     days_past_due_above: int = Field(default=90, ge=0)
 
 
-class RepaymentPlanRules(BaseModel):
+class RepaymentPlanRules(RuleSection):
     """Repayment-plan (hardship) requests: eligibility, limits and approval (backend.services.plans)."""
 
     max_total_term_months: int = Field(default=60, ge=1)  # loan start to the plan's last due date
@@ -457,7 +530,7 @@ class RepaymentPlanRules(BaseModel):
         return self
 
 
-class EarlySettlementRules(BaseModel):
+class EarlySettlementRules(RuleSection):
     """Early settlement (提前结清): how far ahead a borrower may record the date they intend to settle."""
 
     intent_max_days_ahead: int = Field(default=90, ge=0)
@@ -471,7 +544,7 @@ OUTREACH_AUTOMATED_KINDS = (
 OUTREACH_CHANNELS = ("wechat", "sms", "web")
 
 
-class ContactWindow(BaseModel):
+class ContactWindow(RuleSection):
     start: time = time(8, 0)
     end: time = time(21, 0)
 
@@ -489,23 +562,23 @@ class ContactWindow(BaseModel):
         return self
 
 
-class OutreachCaps(BaseModel):
+class OutreachCaps(RuleSection):
     per_day: int = Field(default=1, ge=0)
     per_week: int = Field(default=3, ge=0)
 
 
-class ServiceCaps(BaseModel):
+class ServiceCaps(RuleSection):
     per_day: int = Field(default=3, ge=0)
 
 
-class HardshipOfferRules(BaseModel):
+class HardshipOfferRules(RuleSection):
     min_episodes: int = Field(default=2, ge=1)
     window_days: int = Field(default=183, ge=1)
     cooldown_days: int = Field(default=90, ge=1)
     valid_days: int = Field(default=3, ge=1)
 
 
-class IdentityCheckRules(BaseModel):
+class IdentityCheckRules(RuleSection):
     """Ask 「请问您是王**本人吗？」 before a notice that names a debt, on channels where the number may
     have changed hands. Read by the action server (actions/outreach.py), which asks."""
 
@@ -523,7 +596,7 @@ class IdentityCheckRules(BaseModel):
         return self
 
 
-class OutreachRules(BaseModel):
+class OutreachRules(RuleSection):
     """Proactive outreach (backend.services.outreach): when, how often and where notices go."""
 
     contact_window: ContactWindow = ContactWindow()
@@ -571,7 +644,7 @@ class OutreachRules(BaseModel):
         return self
 
 
-class NluReviewRules(BaseModel):
+class NluReviewRules(RuleSection):
     """The understanding inbox (理解收件箱): which messages go to review. Read by the Rasa side too
     (bot/review_broker.py), which sends them; the backend refuses what does not follow the rule."""
 
@@ -581,7 +654,7 @@ class NluReviewRules(BaseModel):
     max_text_chars: int = Field(default=500, ge=1, le=1000)
 
 
-class RetentionRules(BaseModel):
+class RetentionRules(RuleSection):
     """How long borrower free text and contact details are kept (backend.services.retention,
     ``python -m backend.cli anonymise``): conversation texts for ``conversation_days``, closed records
     (complaints, plan requests, settlement intents) for ``closed_record_days`` after they ended."""
@@ -596,52 +669,108 @@ class RetentionRules(BaseModel):
         return self
 
 
-class BusinessRules(BaseModel):
+class PenaltyRules(RuleSection):
+    """Penalty interest (罚息): the contract rate times ``rate_multiplier``, accrued daily."""
+
+    rate_multiplier: Decimal = Field(gt=0)
+    day_count_basis: int = Field(gt=0)
+
+
+class SegmentRules(RuleSection):
+    """Customer segments: rules tried top to bottom, the first whose conditions hold wins."""
+
+    risk_tier: list[SegmentRule] = Field(min_length=1)
+    value_tier: list[SegmentRule] = Field(min_length=1)
+
+
+class PromiseToPayRules(RuleSection):
+    max_days_ahead: int = Field(default=30, ge=0)
+
+
+class PaymentCheckRules(RuleSection):
+    """「我已经还了」: how far back the bot looks for the payment (served to the action server)."""
+
+    default_days_back: int = Field(default=7, ge=0)
+    max_days_back: int = Field(default=90, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PaymentCheckRules":
+        if self.max_days_back < self.default_days_back:
+            raise ValueError("payment_check.max_days_back must not be shorter than default_days_back")
+        return self
+
+
+class ConversationFormRules(RuleSection):
+    """Chat forms (served to the action server): idle expiry and how often an invalid answer is re-asked."""
+
+    idle_minutes: int = Field(default=30, ge=1)
+    max_reasks: int = Field(default=2, ge=0)
+
+
+class BusinessRules(RuleSection):
+    """config/business.yml, section by section as the file is written. Every key is known
+    (RuleSection: extra="forbid"): a misspelt key stops the backend at start-up. The backend is the
+    only reader of the file; the bot side gets what it needs from GET /api/v1/bot/rules."""
+
     timezone: str = "Asia/Shanghai"
-    products: dict[str, Product]
-    penalty_rate_multiplier: Decimal
-    penalty_day_count_basis: int
-    risk_tier_rules: list[SegmentRule]
-    value_tier_rules: list[SegmentRule]
+    products: dict[str, Product] = Field(min_length=1)
+    penalty: PenaltyRules
+    segments: SegmentRules
     verification: VerificationRules = VerificationRules()
-    promise_max_days_ahead: int = 30
+    promise_to_pay: PromiseToPayRules = PromiseToPayRules()
+    payment_check: PaymentCheckRules = PaymentCheckRules()
+    early_settlement: EarlySettlementRules = EarlySettlementRules()
     handoff: HandoffRules = HandoffRules()
     console: ConsoleRules = ConsoleRules()
     service_quality: ServiceQualityRules = ServiceQualityRules()
     complaints: ComplaintRules = ComplaintRules()
     repayment_plans: RepaymentPlanRules = RepaymentPlanRules()
-    early_settlement: EarlySettlementRules = EarlySettlementRules()
+    conversation_forms: ConversationFormRules = ConversationFormRules()
     outreach: OutreachRules = OutreachRules()
     nlu_review: NluReviewRules = NluReviewRules()
     retention: RetentionRules = RetentionRules()
     abuse: AbuseRules = AbuseRules()
 
+    @field_validator("products", mode="before")
+    @classmethod
+    def _product_codes(cls, value: Any) -> Any:
+        """A product's code is its key in the file."""
+        if isinstance(value, dict):
+            return {code: {**spec, "code": code} if isinstance(spec, dict) else spec for code, spec in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "BusinessRules":
+        for field, tiers in self.handoff.plan_segments.items():
+            known = [r.tier for r in getattr(self.segments, field)]
+            if not set(tiers) <= set(known):
+                raise ValueError(f"handoff.plan_segments.{field}: tiers among {', '.join(known)}")
+        return self
+
+    # Short names the services use.
+    @property
+    def penalty_rate_multiplier(self) -> Decimal:
+        return self.penalty.rate_multiplier
+
+    @property
+    def penalty_day_count_basis(self) -> int:
+        return self.penalty.day_count_basis
+
+    @property
+    def risk_tier_rules(self) -> list[SegmentRule]:
+        return self.segments.risk_tier
+
+    @property
+    def value_tier_rules(self) -> list[SegmentRule]:
+        return self.segments.value_tier
+
+    @property
+    def promise_max_days_ahead(self) -> int:
+        return self.promise_to_pay.max_days_ahead
+
     @classmethod
     def load(cls, path: Path) -> "BusinessRules":
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        products = {
-            code: Product(code=code, **spec) for code, spec in raw["products"].items()
-        }
-        return cls(
-            timezone=raw.get("timezone", "Asia/Shanghai"),
-            products=products,
-            penalty_rate_multiplier=Decimal(str(raw["penalty"]["rate_multiplier"])),
-            penalty_day_count_basis=int(raw["penalty"]["day_count_basis"]),
-            risk_tier_rules=[SegmentRule(**r) for r in raw["segments"]["risk_tier"]],
-            value_tier_rules=[SegmentRule(**r) for r in raw["segments"]["value_tier"]],
-            verification=VerificationRules(**raw.get("verification", {})),
-            promise_max_days_ahead=int(raw.get("promise_to_pay", {}).get("max_days_ahead", 30)),
-            handoff=HandoffRules(**raw.get("handoff", {})),
-            console=ConsoleRules(**raw.get("console", {})),
-            service_quality=ServiceQualityRules(**raw.get("service_quality", {})),
-            complaints=ComplaintRules(**raw.get("complaints", {})),
-            repayment_plans=RepaymentPlanRules(**raw.get("repayment_plans", {})),
-            early_settlement=EarlySettlementRules(**raw.get("early_settlement", {})),
-            outreach=OutreachRules(**raw.get("outreach", {})),
-            nlu_review=NluReviewRules(**raw.get("nlu_review", {})),
-            retention=RetentionRules(**raw.get("retention", {})),
-            abuse=AbuseRules(**raw.get("abuse", {})),
-        )
+        return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 
 def effective_rules(rules: BusinessRules, settings: Settings) -> BusinessRules:

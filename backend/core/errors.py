@@ -8,6 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import texts
+
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +23,7 @@ class AppError(Exception):
 
 
 def not_found(what_zh: str, what_en: str) -> AppError:
-    return AppError(404, "not_found", f"未找到{what_zh}", f"{what_en} not found")
+    return AppError(404, "not_found", texts.text("errors.not_found", what=what_zh), f"{what_en} not found")
 
 
 def _body(code: str, zh: str, en: str, **extra) -> dict:
@@ -41,20 +43,21 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return JSONResponse(
             status_code=422,
-            content=_body("invalid_input", "输入内容不正确，请检查后重试", "Invalid input", fields=fields),
+            content=_body("invalid_input", texts.text("errors.invalid_input"), "Invalid input", fields=fields),
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {
-            401: ("unauthorized", "未授权：缺少或错误的 API 密钥", "Unauthorized: missing or wrong API key"),
-            404: ("not_found", "请求的资源不存在", "Not found"),
-            405: ("method_not_allowed", "不支持该请求方法", "Method not allowed"),
+            401: ("unauthorized", texts.text("errors.http.unauthorized"), "Unauthorized: missing or wrong API key"),
+            404: ("not_found", texts.text("errors.http.not_found"), "Not found"),
+            405: ("method_not_allowed", texts.text("errors.http.method_not_allowed"), "Method not allowed"),
         }
-        code, zh, en = messages.get(exc.status_code, ("http_error", "请求失败", str(exc.detail)))
+        code, zh, en = messages.get(exc.status_code, ("http_error", texts.text("errors.http.other"), str(exc.detail)))
         return JSONResponse(status_code=exc.status_code, content=_body(code, zh, en))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error: %s", type(exc).__name__)
-        return JSONResponse(status_code=500, content=_body("internal_error", "系统繁忙，请稍后再试", "Internal error"))
+        return JSONResponse(status_code=500, content=_body("internal_error", texts.text("errors.busy"),
+                                                           "Internal error"))

@@ -1,9 +1,11 @@
-"""Declarative base and the exact-decimal column type."""
+"""Declarative base and the column types: exact decimals, timezone-aware datetimes, enums."""
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Enum, MetaData
+from sqlalchemy import BigInteger, DateTime, Enum, MetaData
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -47,6 +49,35 @@ class ScaledDecimal(TypeDecorator):
         if value is None:
             return None
         return (Decimal(int(value)) / self._factor).quantize(Decimal(1) / self._factor)
+
+
+# The business timezone (backend.core.clock.SHANGHAI): SQLite keeps wall times in it.
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class AwareDateTime(TypeDecorator):
+    """A point in time, always handed back timezone-aware (in the business timezone).
+
+    PostgreSQL stores ``timestamp with time zone`` (UTC inside) and returns aware values, converted
+    here to the business timezone. SQLite has no timezone type: the value is stored as the wall time
+    in the business timezone (as it always was, so existing files read the same) and read back with
+    that timezone attached. A naive value written is taken as business time. Comparisons in queries
+    go through the same conversion, so both databases order and filter alike.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        aware = value.replace(tzinfo=BUSINESS_TZ) if value.tzinfo is None else value.astimezone(BUSINESS_TZ)
+        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=BUSINESS_TZ) if value.tzinfo is None else value.astimezone(BUSINESS_TZ)
 
 
 def Money() -> ScaledDecimal:  # noqa: N802 - reads like a type

@@ -8,51 +8,20 @@ started in chat and left unfinished is kept as a draft (status ``draft``) that s
 """
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, Text, text
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.crypto import TokenizedConversation
 
-from .base import Base, StrEnum
+from .base import AwareDateTime, Base, StrEnum
 from .customer import Channel
+from .enums import ComplaintCategory, ComplaintEventKind, ComplaintPriority, ComplaintStatus, labels
 
-
-class ComplaintCategory(str, enum.Enum):
-    collection = "collection"  # 催收方式
-    fees = "fees"  # 费用争议
-    service = "service"  # 服务态度
-    wrong_info = "wrong_info"  # 信息错误
-    privacy = "privacy"  # 隐私
-    other = "other"  # 其他
-
-
-CATEGORY_LABELS = {
-    ComplaintCategory.collection: "催收方式", ComplaintCategory.fees: "费用争议", ComplaintCategory.service: "服务态度",
-    ComplaintCategory.wrong_info: "信息错误", ComplaintCategory.privacy: "隐私", ComplaintCategory.other: "其他",
-}
-
-
-class ComplaintStatus(str, enum.Enum):
-    draft = "draft"  # 草稿: started in chat, not submitted (cancelled, expired, handed to a person); live
-    received = "received"  # 已受理
-    in_progress = "in_progress"  # 处理中
-    resolved = "resolved"  # 已解决 (final, with a resolution)
-    closed = "closed"  # 已关闭 (final, ended without a resolution: withdrawn, out of scope ...)
-
-
-STATUS_LABELS = {
-    ComplaintStatus.draft: "草稿（客户未提交完）",
-    ComplaintStatus.received: "已受理", ComplaintStatus.in_progress: "处理中",
-    ComplaintStatus.resolved: "已解决", ComplaintStatus.closed: "已关闭",
-}
-
-
-class ComplaintPriority(str, enum.Enum):
-    high = "high"
-    normal = "normal"
+# Chinese labels: texts/zh/labels.yml
+CATEGORY_LABELS = labels("complaint_category")
+STATUS_LABELS = labels("complaint_status")
 
 
 class ComplaintTicket(Base):
@@ -75,38 +44,24 @@ class ComplaintTicket(Base):
     status: Mapped[ComplaintStatus] = mapped_column(StrEnum(ComplaintStatus, "complaint_status"), index=True)
     priority: Mapped[ComplaintPriority] = mapped_column(StrEnum(ComplaintPriority, "complaint_priority"))
     distress: Mapped[bool] = mapped_column(Boolean, default=False)  # the messages showed distress
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # received + decision_days
+    received_at: Mapped[datetime] = mapped_column(AwareDateTime(), index=True)
+    due_at: Mapped[datetime] = mapped_column(AwareDateTime(), index=True)  # received + decision_days
     extended: Mapped[bool] = mapped_column(Boolean, default=False)  # at most once
     extension_reason: Mapped[str | None] = mapped_column(Text)  # masked
     resolution: Mapped[str | None] = mapped_column(Text)  # masked; told to the borrower
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     # The first ticket of a group of linked complaints (same borrower and category within the link
     # window); NULL on the first ticket itself and on tickets that are not linked.
     linked_to_id: Mapped[int | None] = mapped_column(ForeignKey("complaint_tickets.id"), index=True)
     # Collection complaints pause automated reminders for the borrower until staff clear it.
     pauses_reminders: Mapped[bool] = mapped_column(Boolean, default=False)
-    reminders_cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reminders_cleared_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     reminders_cleared_by: Mapped[str | None] = mapped_column(String(50))  # staff username
 
     events: Mapped[list["ComplaintEvent"]] = relationship(
         back_populates="ticket", order_by="ComplaintEvent.id", cascade="all, delete-orphan"
     )
-
-
-class ComplaintEventKind(str, enum.Enum):
-    opened = "opened"
-    drafted = "drafted"  # an unfinished complaint kept as a draft (its words in the note)
-    completed = "completed"  # the borrower later filed it in full: the draft became a received ticket
-    follow_up = "follow_up"  # a linked complaint added to this open ticket instead of a duplicate
-    started = "started"
-    resolved = "resolved"
-    closed = "closed"
-    extended = "extended"
-    priority_raised = "priority_raised"
-    reminders_paused = "reminders_paused"
-    reminders_cleared = "reminders_cleared"
 
 
 class ComplaintEvent(Base):
@@ -116,7 +71,7 @@ class ComplaintEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("complaint_tickets.id"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(AwareDateTime())
     actor: Mapped[str] = mapped_column(String(50))  # "customer" or a staff username
     kind: Mapped[ComplaintEventKind] = mapped_column(StrEnum(ComplaintEventKind, "complaint_event_kind"))
     from_status: Mapped[ComplaintStatus | None] = mapped_column(StrEnum(ComplaintStatus, "complaint_status"))

@@ -1,28 +1,15 @@
 """Borrowers and the channel identities they talk to us from."""
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, UniqueConstraint, false, func
+from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from backend.core.crypto import HASH_LENGTH, EncryptedString, hash_default, lookup_hash
 
-from .base import Base, StrEnum
-
-
-class Channel(str, enum.Enum):
-    wechat = "wechat"
-    sms = "sms"
-    web = "web"
-
-
-class IdentityStatus(str, enum.Enum):
-    active = "active"
-    inactive = "inactive"  # e.g. unsubscribed from the WeChat account
-    wrong_person = "wrong_person"  # the person on this channel said they are not the borrower
-
+from .base import AwareDateTime, Base, StrEnum
+from .enums import Channel, IdentityStatus
 
 
 class Customer(Base):
@@ -51,8 +38,8 @@ class Customer(Base):
     card_last4: Mapped[str | None] = mapped_column(String(4))
     risk_tier: Mapped[str] = mapped_column(String(10), default="low")
     value_tier: Mapped[str] = mapped_column(String(10), default="basic")
-    segment_computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    segment_computed_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), server_default=func.now())
 
     identities: Mapped[list["ChannelIdentity"]] = relationship(back_populates="customer")
     loans: Mapped[list["Loan"]] = relationship(back_populates="customer", order_by="Loan.id")  # noqa: F821
@@ -91,8 +78,8 @@ class ChannelIdentity(Base):
     # SMS: the number sent STOP/退订; nothing is sent to it until it opts in again.
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Last message from the person (WeChat's 48-hour customer-service window starts here).
-    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_inbound_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), server_default=func.now())
 
     customer: Mapped[Customer | None] = relationship(back_populates="identities")
 
@@ -111,4 +98,4 @@ class InboundEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    received_at: Mapped[datetime] = mapped_column(AwareDateTime(), server_default=func.now())

@@ -2,16 +2,16 @@
 promises to pay, and the SMS messages we sent."""
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy import Date, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.crypto import TokenizedConversation
 
-from .base import Base, Money, StrEnum
+from .base import AwareDateTime, Base, Money, StrEnum
+from .enums import PromiseStatus
 
 
 class OtpChallenge(Base):
@@ -23,19 +23,12 @@ class OtpChallenge(Base):
     conversation: Mapped[str] = mapped_column(TokenizedConversation(100), index=True)  # "<channel>:<external id>", SMS number tokenised
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     code_hash: Mapped[str | None] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     wrong_attempts: Mapped[int] = mapped_column(Integer, default=0)
     mismatches: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class PromiseStatus(str, enum.Enum):
-    open = "open"
-    kept = "kept"
-    broken = "broken"
-    cancelled = "cancelled"
+    locked_until: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    verified_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
 
 
 class PromiseToPay(Base):
@@ -51,7 +44,7 @@ class PromiseToPay(Base):
         StrEnum(PromiseStatus, "promise_status"),
         default=PromiseStatus.open,
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), server_default=func.now())
 
 
 class SmsMessage(Base):
@@ -66,4 +59,4 @@ class SmsMessage(Base):
     purpose: Mapped[str] = mapped_column(String(30))
     provider: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), server_default=func.now())

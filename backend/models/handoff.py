@@ -5,31 +5,16 @@ the summary the bot collected, with personal numbers masked before they get here
 """
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.crypto import TokenizedConversation
 
-from .base import Base, StrEnum
+from .base import AwareDateTime, Base, StrEnum
 from .customer import Channel
-
-
-class HandoffReason(str, enum.Enum):
-    request_human = "request_human"  # the customer asked for a person
-    repeated_fallback = "repeated_fallback"  # the bot did not understand several times in a row
-    complaint_high = "complaint_high"  # a serious complaint
-    distress = "distress"  # hardship or distress signals
-    vip_plan = "vip_plan"  # a VIP customer asking about a repayment plan
-    plan_review = "plan_review"  # a repayment plan request that needs a person's decision
-
-
-class HandoffStatus(str, enum.Enum):
-    open = "open"  # waiting in the queue
-    claimed = "claimed"  # a staff member has taken it
-    closed = "closed"
+from .enums import HandoffReason, HandoffStatus
 
 
 class HandoffCase(Base):
@@ -48,10 +33,10 @@ class HandoffCase(Base):
     summary: Mapped[str] = mapped_column(Text)  # masked: no full phone, ID or card number
     status: Mapped[HandoffStatus] = mapped_column(StrEnum(HandoffStatus, "handoff_status"), index=True)
     assigned_to: Mapped[str | None] = mapped_column(String(50))  # staff username
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    first_response_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     csat: Mapped[int | None] = mapped_column(Integer)  # 1..5, given once after closing
     csat_comment: Mapped[str | None] = mapped_column(String(500))  # masked like the summary
 
@@ -69,6 +54,6 @@ class HandoffNote(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("handoff_cases.id"), index=True)
     author: Mapped[str] = mapped_column(String(50))
     text: Mapped[str] = mapped_column(Text)  # masked like the summary
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())
 
     case: Mapped[HandoffCase] = relationship(back_populates="notes")

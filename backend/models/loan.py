@@ -1,29 +1,15 @@
 """Loans, their instalment schedule and the payments made against them."""
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, Money, Rate, StrEnum
+from .base import AwareDateTime, Base, Money, Rate, StrEnum
 from .customer import Customer
-
-
-class LoanStatus(str, enum.Enum):
-    active = "active"
-    overdue = "overdue"
-    settled = "settled"
-    restructured = "restructured"
-
-
-class InstalmentStatus(str, enum.Enum):
-    pending = "pending"
-    partial = "partial"
-    paid = "paid"
-    overdue = "overdue"
+from .enums import InstalmentStatus, LoanStatus
 
 
 class Loan(Base):
@@ -42,7 +28,7 @@ class Loan(Base):
         default=LoanStatus.active,
     )
     settled_on: Mapped[date | None] = mapped_column(Date)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime(), server_default=func.now())
 
     customer: Mapped[Customer] = relationship(back_populates="loans")
     instalments: Mapped[list["Instalment"]] = relationship(
@@ -99,7 +85,7 @@ class Payment(Base):
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money())
     paid_on: Mapped[date] = mapped_column(Date)
-    paid_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime] = mapped_column(AwareDateTime())
     method: Mapped[str] = mapped_column(String(20))
     reference: Mapped[str] = mapped_column(String(40), unique=True)
 

@@ -13,32 +13,16 @@ confirmed and corrected text to data/nlu/reviewed.yml (backend.services.nlu_revi
 """
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, StrEnum
+from .base import AwareDateTime, Base, StrEnum
+from .enums import ReviewSource, ReviewStatus, labels
 
-
-class ReviewSource(str, enum.Enum):
-    fallback = "fallback"  # the NLU fell back (nlu_fallback): too unsure, or two intents too close
-    low_confidence = "low_confidence"  # answered, but the top intent scored under nlu_review.review_below
-    staff_flag = "staff_flag"  # a staff member marked the message in a transcript as misunderstood
-
-
-class ReviewStatus(str, enum.Enum):
-    open = "open"  # 待审核
-    confirmed = "confirmed"  # 已确认: the predicted intent was right
-    corrected = "corrected"  # 已更正: another intent of the contract
-    dismissed = "dismissed"  # 已忽略: not a borrower intent (noise), never exported
-
-
-SOURCE_LABELS = {ReviewSource.fallback: "未识别（兜底）", ReviewSource.low_confidence: "低置信度",
-                 ReviewSource.staff_flag: "客服标记"}
-STATUS_LABELS = {ReviewStatus.open: "待审核", ReviewStatus.confirmed: "已确认", ReviewStatus.corrected: "已更正",
-                 ReviewStatus.dismissed: "已忽略"}
+SOURCE_LABELS = labels("review_source")
+STATUS_LABELS = labels("review_status")
 # An item's source is the strongest of its occurrences': a staff member's flag over a fallback over a
 # low score, so a flagged message shows as flagged whatever else reported it.
 SOURCE_RANK = {ReviewSource.low_confidence: 0, ReviewSource.fallback: 1, ReviewSource.staff_flag: 2}
@@ -80,11 +64,11 @@ class NluReviewItem(Base):
     status: Mapped[ReviewStatus] = mapped_column(StrEnum(ReviewStatus, "nlu_review_status"), index=True)
     final_intent: Mapped[str | None] = mapped_column(String(60))
     reviewed_by: Mapped[str | None] = mapped_column(String(50))
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     # Set by the export that first wrote the current decision; a new decision clears it.
-    exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    exported_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(AwareDateTime(), index=True)
 
 
 class NluReviewOccurrence(Base):
@@ -98,6 +82,6 @@ class NluReviewOccurrence(Base):
     event_key: Mapped[str] = mapped_column(String(64), unique=True)
     conversation_hash: Mapped[str] = mapped_column(String(64))
     source: Mapped[ReviewSource] = mapped_column(StrEnum(ReviewSource, "nlu_review_source"))
-    event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the borrower sent it
+    event_at: Mapped[datetime] = mapped_column(AwareDateTime())  # when the borrower sent it
     recorded_by: Mapped[str] = mapped_column(String(50))  # the service caller or the staff member
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())

@@ -10,12 +10,12 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.crypto import TokenizedConversation, TokenizedConversationJSON
 
-from .base import Base, StrEnum
+from .base import AwareDateTime, Base, StrEnum
 from .customer import Channel
 
 
@@ -59,9 +59,9 @@ class OutreachNotice(Base):
     service: Mapped[bool] = mapped_column(Boolean)  # service notices have their own cap
     priority: Mapped[int] = mapped_column(Integer)  # lower goes first when caps allow only some
     planned_on: Mapped[date] = mapped_column(Date, index=True)  # business date it was planned for
-    planned_for: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # earliest send time
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # stale from then on
+    planned_for: Mapped[datetime] = mapped_column(AwareDateTime())  # earliest send time
+    next_attempt_at: Mapped[datetime] = mapped_column(AwareDateTime())
+    expires_at: Mapped[datetime] = mapped_column(AwareDateTime())  # stale from then on
     status: Mapped[OutreachStatus] = mapped_column(StrEnum(OutreachStatus, "outreach_status"))
     channel: Mapped[Channel | None] = mapped_column(StrEnum(Channel, "channel"))  # chosen at send
     # Rasa sender id it went to; an SMS number is stored tokenised ("sms:~<token>", TokenizedConversation).
@@ -69,14 +69,14 @@ class OutreachNotice(Base):
     identity_id: Mapped[int | None] = mapped_column(ForeignKey("channel_identities.id"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # Rasa calls that failed
     last_error: Mapped[str | None] = mapped_column(String(100))  # rule or error code, no personal data
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(AwareDateTime(), index=True)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claim_token: Mapped[str | None] = mapped_column(String(36))
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     # The figures known at planning (due date, amount, reference ...); decimals as strings. A decision
     # notice's "conversation" is stored tokenised like the column above.
     payload: Mapped[dict] = mapped_column(TokenizedConversationJSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())
 
 
 class OutreachAttempt(Base):
@@ -88,7 +88,7 @@ class OutreachAttempt(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     notice_id: Mapped[int] = mapped_column(ForeignKey("outreach_notices.id"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(AwareDateTime(), index=True)
     channel: Mapped[Channel | None] = mapped_column(StrEnum(Channel, "channel"))
     outcome: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(String(200))
@@ -101,4 +101,36 @@ class SchedulerLease(Base):
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     holder: Mapped[str] = mapped_column(String(100))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(AwareDateTime())
+
+
+class OutboxStatus(str, enum.Enum):
+    queued = "queued"  # written (a decision: with the decision); waits for its notice's rules and channel
+    sending = "sending"  # handed to Rasa by the worker holding the notice's claim
+    sent = "sent"  # in the conversation's tracker, out on the channel
+    failed = "failed"  # the notice gave up (permanent failure, expired, skipped): never sent
+
+
+class OutboxMessage(Base):
+    """One message the backend says to a borrower (the outbox, backend.services.outreach.outbox):
+    the rendered text and the extra tracker events (slots the bot reads the answer with), written by
+    the decision's transaction or by the dispatcher, delivered by a worker through Rasa's HTTP API
+    (a ``bot`` event on the borrower's output channel, so the tracker records it). ``notice_id`` is
+    its source: the outreach notice (a decision's notice names the plan request or complaint)."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("outreach_notices.id"), index=True)
+    kind: Mapped[OutreachKind] = mapped_column(StrEnum(OutreachKind, "outreach_kind"))
+    conversation: Mapped[str] = mapped_column(TokenizedConversation(100))  # Rasa sender id (SMS tokenised)
+    channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
+    text: Mapped[str] = mapped_column(Text)
+    events: Mapped[list] = mapped_column(JSON, default=list)  # tracker events sent before the text (slots)
+    status: Mapped[OutboxStatus] = mapped_column(StrEnum(OutboxStatus, "outbox_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # deliveries tried
+    last_error: Mapped[str | None] = mapped_column(String(100))  # error code, no personal data
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())
+    attempted_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(AwareDateTime())

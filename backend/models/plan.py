@@ -6,54 +6,22 @@ The formulas and the eligibility rules: backend.services.plans.
 """
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.crypto import TokenizedConversation
 
-from .base import Base, Money, StrEnum
+from .base import AwareDateTime, Base, Money, StrEnum
 from .customer import Channel
+from .enums import PlanReason, PlanStatus, PlanType, labels
 
-
-class PlanType(str, enum.Enum):
-    instalment = "instalment"  # 分期: the outstanding amount over N new monthly instalments
-    deferral = "deferral"  # 延期: the next 1-6 instalments moved to the end
-    waiver = "waiver"  # 减免: penalty interest and fees waived
-
-
-PLAN_TYPE_LABELS = {PlanType.instalment: "分期", PlanType.deferral: "延期", PlanType.waiver: "减免"}
-
-
-class PlanReason(str, enum.Enum):
-    unemployment = "unemployment"  # 失业
-    income_drop = "income_drop"  # 收入下降
-    illness = "illness"  # 疾病或意外
-    family = "family"  # 家庭变故
-    other = "other"  # 其他
-
-
-PLAN_REASON_LABELS = {
-    PlanReason.unemployment: "失业", PlanReason.income_drop: "收入下降", PlanReason.illness: "疾病或意外",
-    PlanReason.family: "家庭变故", PlanReason.other: "其他",
-}
-
-
-class PlanStatus(str, enum.Enum):
-    submitted = "submitted"  # 已提交
-    under_review = "under_review"  # 审核中
-    approved = "approved"  # 已批准 (final; the loan's schedule was replaced)
-    rejected = "rejected"  # 未批准 (final, with a reason)
-    withdrawn = "withdrawn"  # 已撤回 (final, by the borrower)
-
-
-PLAN_STATUS_LABELS = {
-    PlanStatus.submitted: "已提交", PlanStatus.under_review: "审核中", PlanStatus.approved: "已批准",
-    PlanStatus.rejected: "未批准", PlanStatus.withdrawn: "已撤回",
-}
+# Chinese labels: texts/zh/labels.yml
+PLAN_TYPE_LABELS = labels("plan_type")
+PLAN_REASON_LABELS = labels("plan_reason")
+PLAN_STATUS_LABELS = labels("plan_status")
 
 
 class PlanRequest(Base):
@@ -79,11 +47,11 @@ class PlanRequest(Base):
     submitted_on: Mapped[date] = mapped_column(Date, index=True)  # business date
     decision_due_on: Mapped[date] = mapped_column(Date)  # submitted_on + repayment_plans.decision_days
     reviewer: Mapped[str | None] = mapped_column(String(50))  # staff username who started the review
-    review_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review_started_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(50))  # staff username (approve / reject)
     decided_role: Mapped[str | None] = mapped_column(String(20))  # agent / supervisor
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
     decided_on: Mapped[date | None] = mapped_column(Date, index=True)  # business date of the decision
     decision_reason: Mapped[str | None] = mapped_column(Text)  # masked; required to reject, told to the borrower
-    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())

@@ -6,22 +6,17 @@ arrive later change the real payoff, so staff read it as what the borrower was t
 """
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, String
+from sqlalchemy import JSON, Date, ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.crypto import TokenizedConversation
 
-from .base import Base, Money, StrEnum
+from .base import AwareDateTime, Base, Money, StrEnum
 from .customer import Channel
-
-
-class SettlementIntentStatus(str, enum.Enum):
-    recorded = "recorded"  # 已登记
-    cancelled = "cancelled"  # replaced by a later intent for the same loan
+from .enums import SettlementIntentStatus
 
 
 class SettlementIntent(Base):
@@ -38,4 +33,4 @@ class SettlementIntent(Base):
     quoted_on: Mapped[date] = mapped_column(Date)  # business date the payoff was computed on
     status: Mapped[SettlementIntentStatus] = mapped_column(
         StrEnum(SettlementIntentStatus, "settlement_intent_status"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())

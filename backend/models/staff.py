@@ -2,21 +2,16 @@
 limit) and the canned replies they pick from."""
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.core.crypto import HashedConversation
 
-from .base import Base, StrEnum
+from .base import AwareDateTime, Base, StrEnum
 from .customer import Channel
-
-
-class StaffRole(str, enum.Enum):
-    agent = "agent"
-    supervisor = "supervisor"
+from .enums import StaffRole
 
 
 class StaffUser(Base):
@@ -28,7 +23,7 @@ class StaffUser(Base):
     role: Mapped[StaffRole] = mapped_column(StrEnum(StaffRole, "staff_role"))
     password_hash: Mapped[str] = mapped_column(String(200))  # argon2id, never the password
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())
 
 
 class StaffSession(Base):
@@ -40,9 +35,9 @@ class StaffSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(AwareDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(AwareDateTime())
 
     staff: Mapped[StaffUser] = relationship()
 
@@ -56,7 +51,7 @@ class LoginAttempt(Base):
     username: Mapped[str] = mapped_column(String(50), index=True)
     client: Mapped[str] = mapped_column(String(64), index=True)
     success: Mapped[bool] = mapped_column(Boolean)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(AwareDateTime(), index=True)
 
 
 class CannedReply(Base):
@@ -79,4 +74,4 @@ class ConversationSession(Base):
     conversation: Mapped[str] = mapped_column(HashedConversation(100), index=True)
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    started_at: Mapped[datetime] = mapped_column(AwareDateTime(), index=True)

@@ -5,6 +5,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+import texts
 from backend.core.config import BusinessRules
 from backend.core.errors import not_found
 from backend.models import Channel, ChannelIdentity, Customer, Loan, LoanStatus
@@ -13,7 +14,7 @@ from backend.schemas import (
 )
 
 from .ledger import LoanPosition, PayoffQuote, position
-from .masking import last4, mask_phone
+from .masking import mask_phone
 from .money import ZERO
 
 
@@ -38,12 +39,12 @@ def get_identity(db: Session, channel: str, external_id: str) -> IdentityOut:
     try:
         ch = Channel(channel)
     except ValueError:
-        raise not_found("该渠道", "Channel") from None
+        raise not_found(texts.text("errors.things.channel"), "Channel") from None
     ident = db.scalar(
         select(ChannelIdentity).where(ChannelIdentity.channel == ch, ChannelIdentity.external_id == external_id)
     )
     if ident is None:
-        raise not_found("该渠道身份", "Channel identity")
+        raise not_found(texts.text("errors.things.channel_identity"), "Channel identity")
     return IdentityOut(
         channel=ch.value, external_id_masked=_mask_external(ch, external_id), customer_id=ident.customer_id,
         verified=ident.verified, status=ident.status.value, opted_out=bool(ident.opted_out),
@@ -55,7 +56,7 @@ def get_identity(db: Session, channel: str, external_id: str) -> IdentityOut:
 def get_customer(db: Session, customer_id: int) -> Customer:
     customer = db.get(Customer, customer_id)
     if customer is None:
-        raise not_found("该客户", "Customer")
+        raise not_found(texts.text("errors.things.customer"), "Customer")
     return customer
 
 
@@ -64,7 +65,7 @@ def get_loan(db: Session, loan_id: int) -> Loan:
         select(Loan).where(Loan.id == loan_id).options(selectinload(Loan.instalments), selectinload(Loan.payments))
     )
     if loan is None:
-        raise not_found("该笔借款", "Loan")
+        raise not_found(texts.text("errors.things.loan"), "Loan")
     return loan
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.errors import AppError
 from backend.models import Channel, ChannelIdentity, Customer, IdentityStatus, InboundEvent, OtpChallenge
 
@@ -20,13 +21,15 @@ def _channel(name: str) -> Channel:
     try:
         return Channel(name)
     except ValueError:
-        raise AppError(422, "unknown_channel", "不支持的渠道", "Unknown channel") from None
+        raise AppError(422, "unknown_channel", texts.text("errors.channels.unknown_channel"),
+                       "Unknown channel") from None
 
 
 def identity(db: Session, channel: str, external_id: str, create: bool = True) -> ChannelIdentity | None:
     ch = _channel(channel)
     if len(external_id) > ChannelIdentity.__table__.c.external_id.type.length:
-        raise AppError(422, "invalid_input", "渠道身份标识过长", "The channel identity is too long")
+        raise AppError(422, "invalid_input", texts.text("errors.channels.identity_too_long"),
+                       "The channel identity is too long")
     ident = db.scalar(select(ChannelIdentity).where(ChannelIdentity.channel == ch,
                                                     ChannelIdentity.external_id == external_id))
     if ident is None and create:
@@ -74,10 +77,9 @@ def bind(db: Session, channel: str, external_id: str, customer_id: int, now: dat
         OtpChallenge.conversation == conversation, OtpChallenge.customer_id == customer_id,
         OtpChallenge.verified_at.is_not(None)).order_by(OtpChallenge.id.desc()).limit(1))
     verified_at = proof.verified_at if proof else None
-    if verified_at is not None and verified_at.tzinfo is None:
-        verified_at = verified_at.replace(tzinfo=now.tzinfo)
     if verified_at is None or now - verified_at > BIND_WINDOW:
-        raise AppError(403, "not_verified", "请先完成身份验证再绑定", "Verify this conversation before binding")
+        raise AppError(403, "not_verified", texts.text("errors.channels.not_verified"),
+                       "Verify this conversation before binding")
     ident = identity(db, channel, external_id)
     ident.customer_id, ident.verified, ident.status = customer_id, True, IdentityStatus.active
     audit.record(db, actor, "identity.bound", "channel_identity", ident.id, channel=channel, customer_id=customer_id)

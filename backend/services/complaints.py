@@ -66,6 +66,8 @@ from sqlalchemy import and_, case, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import texts
+from backend.core.clock import local
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError, not_found
 from backend.models import (
@@ -73,6 +75,7 @@ from backend.models import (
     ComplaintTicket, Customer,
 )
 from backend.models.complaint import CATEGORY_LABELS, STATUS_LABELS
+from backend.models.enums import COMPLAINT_LIVE, labels
 from backend.schemas import (
     ComplaintCustomerOut, ComplaintDetailOut, ComplaintEventOut, ComplaintIn, ComplaintListItem, ComplaintOpenedOut,
     ComplaintOut,
@@ -83,23 +86,11 @@ from .masking import mask_name, mask_numbers, mask_phone
 
 # Live: not yet decided. A draft is live: it is on the staff list, counts against its deadline, pauses
 # reminders and takes follow-ups like any open ticket.
-LIVE = (ComplaintStatus.draft, ComplaintStatus.received, ComplaintStatus.in_progress)
+LIVE = COMPLAINT_LIVE
 REFERENCE_TRIES = 5
 CUSTOMER = "customer"  # the actor of events the borrower caused
 
-EVENT_LABELS = {
-    ComplaintEventKind.opened: "已受理您的投诉",
-    ComplaintEventKind.drafted: "已记录您未提交完的投诉",
-    ComplaintEventKind.completed: "已收到您提交的完整投诉",
-    ComplaintEventKind.follow_up: "已补充投诉内容",
-    ComplaintEventKind.started: "正在处理",
-    ComplaintEventKind.resolved: "已处理完毕",
-    ComplaintEventKind.closed: "已关闭",
-    ComplaintEventKind.extended: "处理期限已延长",
-    ComplaintEventKind.priority_raised: "已转为优先处理",
-    ComplaintEventKind.reminders_paused: "已暂停自动还款提醒",
-    ComplaintEventKind.reminders_cleared: "已恢复自动还款提醒",
-}
+EVENT_LABELS = labels("complaint_event")  # texts/zh/labels.yml
 
 
 # --------------------------------------------------------------------------- business time
@@ -109,11 +100,8 @@ def _tz(rules: BusinessRules) -> ZoneInfo:
 
 
 def _local(dt: datetime | None, rules: BusinessRules) -> datetime | None:
-    """In the business timezone. SQLite returns naive datetimes: the wall time they were stored in."""
-    if dt is None:
-        return None
-    tz = _tz(rules)
-    return dt.replace(tzinfo=tz) if dt.tzinfo is None else dt.astimezone(tz)
+    """In the business timezone (stored date-times come back aware: backend.models.base.AwareDateTime)."""
+    return local(dt, _tz(rules))
 
 
 def _mask(text: str | None) -> str | None:
@@ -125,7 +113,7 @@ def _mask(text: str | None) -> str | None:
 def get_ticket(db: Session, reference: str) -> ComplaintTicket:
     ticket = db.scalar(select(ComplaintTicket).where(ComplaintTicket.reference == reference))
     if ticket is None:
-        raise not_found("该投诉工单", "Complaint ticket")
+        raise not_found(texts.text("errors.things.complaint"), "Complaint ticket")
     return ticket
 
 
@@ -286,7 +274,8 @@ def deadline_stats(db: Session, rules: BusinessRules, now: datetime, since: date
 # --------------------------------------------------------------------------- writes
 
 def _ended() -> AppError:
-    return AppError(409, "complaint_ended", "该投诉工单已结束", "The complaint ticket has already ended")
+    return AppError(409, "complaint_ended", texts.text("errors.complaints.ended"),
+                    "The complaint ticket has already ended")
 
 
 _transition = records.transition
@@ -316,12 +305,14 @@ def _same_borrower(data: ComplaintIn):
 def _follow_up_note(data: ComplaintIn, categories: list[ComplaintCategory] | None = None) -> str:
     lines = [data.description or ""] if (data.description or "").strip() else []
     if categories:
-        lines.append("类别：" + "、".join(CATEGORY_LABELS[c] for c in categories))
+        separator = texts.text("backend.complaint_note.category_separator")
+        lines.append(texts.text("backend.complaint_note.categories",
+                                categories=separator.join(CATEGORY_LABELS[c] for c in categories)))
     if data.desired_outcome:
-        lines.append(f"诉求：{data.desired_outcome}")
+        lines.append(texts.text("backend.complaint_note.desired_outcome", outcome=data.desired_outcome))
     if data.contact:
-        lines.append(f"联系方式：{mask_numbers(data.contact)}")
-    return "\n".join(lines) or "（无文字内容）"
+        lines.append(texts.text("backend.complaint_note.contact", contact=mask_numbers(data.contact)))
+    return "\n".join(lines) or texts.text("backend.complaint_note.empty")
 
 
 def _categories(data: ComplaintIn) -> tuple[ComplaintCategory, list[ComplaintCategory]]:
@@ -330,7 +321,8 @@ def _categories(data: ComplaintIn) -> tuple[ComplaintCategory, list[ComplaintCat
     try:
         named = [ComplaintCategory(c) for c in ([data.category] if data.category else []) + list(data.other_categories)]
     except ValueError:
-        raise AppError(422, "invalid_category", "投诉类别不正确", "Unknown complaint category")
+        raise AppError(422, "invalid_category", texts.text("errors.complaints.invalid_category"),
+                       "Unknown complaint category") from None
     main = named[0] if named else ComplaintCategory.other
     others: list[ComplaintCategory] = []
     for c in named[1:]:
@@ -407,7 +399,7 @@ def open_ticket(db: Session, rules: BusinessRules, data: ComplaintIn, now: datet
             continue  # the reference number was just taken by a concurrent complaint
         break
     else:
-        raise AppError(409, "busy", "系统繁忙，请稍后再试", "Could not number the ticket; try again")
+        raise AppError(409, "busy", texts.text("errors.busy"), "Could not number the ticket; try again")
     if data.draft:
         # the draft's words stay in its history even after a full complaint replaces the description
         _event(db, ticket, now, CUSTOMER, ComplaintEventKind.drafted, None, status, channel,
@@ -509,7 +501,8 @@ def start(db: Session, rules: BusinessRules, reference: str, by: str, now: datet
             break
     else:  # not startable (any more)
         if ticket.status == ComplaintStatus.in_progress:
-            raise AppError(409, "already_started", "该投诉已在处理中", "The complaint is already in progress")
+            raise AppError(409, "already_started", texts.text("errors.complaints.already_started"),
+                           "The complaint is already in progress")
         raise _ended()
     _event(db, ticket, now, by, ComplaintEventKind.started, before, ComplaintStatus.in_progress)
     audit.record(db, by, "complaint.started", "complaint_ticket", ticket.id, reference=ticket.reference, via=via)
@@ -534,7 +527,8 @@ def resolve(db: Session, rules: BusinessRules, reference: str, by: str, resoluti
             via: str) -> ComplaintTicket:
     """The decision, told to the borrower; from received or in progress."""
     if not resolution.strip():
-        raise AppError(422, "resolution_required", "请填写处理结果", "A resolution is required")
+        raise AppError(422, "resolution_required", texts.text("errors.complaints.resolution_required"),
+                       "A resolution is required")
     return _end(db, rules, reference, by, now, via, ComplaintStatus.resolved, resolution)
 
 
@@ -549,7 +543,8 @@ def extend(db: Session, rules: BusinessRules, reference: str, by: str, reason: s
     """Extend the deadline once, with a reason, to at most max_total_days after receipt."""
     ticket, now = get_ticket(db, reference), _local(now, rules)
     if not reason.strip():
-        raise AppError(422, "reason_required", "延期必须填写原因", "An extension needs a reason")
+        raise AppError(422, "reason_required", texts.text("errors.complaints.extension_reason_required"),
+                       "An extension needs a reason")
     if ticket.status not in LIVE:
         raise _ended()
     if ticket.extended:
@@ -559,11 +554,12 @@ def extend(db: Session, rules: BusinessRules, reference: str, by: str, reason: s
     new_due = latest if due_date is None else datetime.combine(due_date, received.timetz())
     if new_due > latest:
         raise AppError(422, "extension_too_long",
-                       f"延期后的处理期限不能晚于受理后{rules.complaints.max_total_days}天（{latest:%Y-%m-%d}）",
+                       texts.text("errors.complaints.extension_too_long",
+                                  days=rules.complaints.max_total_days, latest=latest),
                        f"The deadline may be at most {rules.complaints.max_total_days} days after receipt "
                        f"({latest:%Y-%m-%d})")
     if new_due <= current or new_due <= now:
-        raise AppError(422, "extension_not_later", "延期后的处理期限必须晚于当前期限和当前时间",
+        raise AppError(422, "extension_not_later", texts.text("errors.complaints.extension_not_later"),
                        "The new deadline must be later than the current one and than now")
     reason = mask_numbers(reason)
     if not _transition(db, ticket, ComplaintTicket.status.in_(LIVE), ComplaintTicket.extended.is_(False),
@@ -578,7 +574,7 @@ def extend(db: Session, rules: BusinessRules, reference: str, by: str, reason: s
 
 
 def _already_extended() -> AppError:
-    return AppError(409, "already_extended", "该投诉的处理期限已延长过一次，不能再次延期",
+    return AppError(409, "already_extended", texts.text("errors.complaints.already_extended"),
                     "The deadline has already been extended once")
 
 
@@ -588,7 +584,8 @@ def clear_reminder_pause(db: Session, rules: BusinessRules, reference: str, by: 
     ticket, now = get_ticket(db, reference), _local(now, rules)
     if not _transition(db, ticket, ComplaintTicket.pauses_reminders.is_(True), pauses_reminders=False,
                        reminders_cleared_at=now, reminders_cleared_by=by):
-        raise AppError(409, "no_reminder_pause", "该投诉没有暂停还款提醒", "The ticket does not pause reminders")
+        raise AppError(409, "no_reminder_pause", texts.text("errors.complaints.no_reminder_pause"),
+                       "The ticket does not pause reminders")
     _event(db, ticket, now, by, ComplaintEventKind.reminders_cleared)
     still = customer_has_reminder_pause(db, ticket.customer_id) if ticket.customer_id else False
     audit.record(db, by, "complaint.reminders_cleared", "complaint_ticket", ticket.id, reference=ticket.reference,

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError
 from backend.models import (
@@ -28,7 +29,7 @@ from . import accounts, audit, complaints, handoff, plans, settlements
 from .masking import last4, mask_name, mask_numbers, mask_phone
 from .rasa_api import RasaClient
 
-SYSTEM_EVENTS = {"pause": "会话已转人工（智能助手暂停）", "resume": "会话已交回智能助手"}
+SYSTEM_EVENTS = texts.section("backend.transcript")  # pause / resume markers (texts/zh/backend.yml)
 
 
 def can_view(session: StaffSession, case: HandoffCase) -> bool:
@@ -41,7 +42,7 @@ def can_view(session: StaffSession, case: HandoffCase) -> bool:
 def viewable_case(db: Session, session: StaffSession, case_id: int) -> HandoffCase:
     case = handoff.get_case(db, case_id)
     if not can_view(session, case):
-        raise AppError(403, "not_your_case", f"该工单已由{case.assigned_to}接手，仅主管可查看",
+        raise AppError(403, "not_your_case", texts.text("errors.console.not_your_case", staff=case.assigned_to),
                        "The case is claimed by another agent; only a supervisor may open it")
     return case
 
@@ -50,9 +51,9 @@ def own_case(db: Session, session: StaffSession, case_id: int) -> HandoffCase:
     """A live case claimed by the signed-in staff member (only they reply, note or hand it back)."""
     case = viewable_case(db, session, case_id)
     if case.status == HandoffStatus.closed:
-        raise AppError(409, "case_closed", "该工单已结束", "The case is already closed")
+        raise AppError(409, "case_closed", texts.text("errors.handoff.case_closed"), "The case is already closed")
     if case.assigned_to != session.staff.username:
-        raise AppError(409, "not_claimed", "请先接手该工单", "Claim the case first")
+        raise AppError(409, "not_claimed", texts.text("errors.console.not_claimed"), "Claim the case first")
     return case
 
 
@@ -230,7 +231,8 @@ def canned_replies(db: Session) -> list[CannedReply]:
 
 def add_canned_reply(db: Session, session: StaffSession, title: str, text: str) -> CannedReply:
     if session.staff.role.value != "supervisor":
-        raise AppError(403, "forbidden", "只有主管可以编辑快捷回复", "Only a supervisor can edit canned replies")
+        raise AppError(403, "forbidden", texts.text("errors.console.canned_supervisor_only"),
+                       "Only a supervisor can edit canned replies")
     last = max((r.position for r in canned_replies(db)), default=0)
     reply_ = CannedReply(title=title, text=text, position=last + 1)
     db.add(reply_)
@@ -241,9 +243,10 @@ def add_canned_reply(db: Session, session: StaffSession, title: str, text: str) 
 
 def delete_canned_reply(db: Session, session: StaffSession, reply_id: int) -> None:
     if session.staff.role.value != "supervisor":
-        raise AppError(403, "forbidden", "只有主管可以编辑快捷回复", "Only a supervisor can edit canned replies")
+        raise AppError(403, "forbidden", texts.text("errors.console.canned_supervisor_only"),
+                       "Only a supervisor can edit canned replies")
     row = db.get(CannedReply, reply_id)
     if row is None:
-        raise AppError(404, "not_found", "未找到该快捷回复", "Canned reply not found")
+        raise AppError(404, "not_found", texts.text("errors.console.canned_not_found"), "Canned reply not found")
     db.delete(row)
     audit.record(db, session.staff.username, "canned_reply.deleted", "canned_reply", reply_id)

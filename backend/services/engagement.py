@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError
 from backend.models import (
@@ -44,16 +45,18 @@ def resubscribe(db: Session, customer: Customer, actor: str) -> None:
 def record_promise(db: Session, rules: BusinessRules, loan: Loan, promised_date: date, amount: Decimal | None,
                    channel: str, today: date, actor: str, now: datetime | None = None) -> PromiseToPay:
     if loan.status == LoanStatus.settled:
-        raise AppError(409, "loan_settled", "该笔借款已结清", "The loan is already settled")
+        raise AppError(409, "loan_settled", texts.text("errors.promises.loan_settled"), "The loan is already settled")
     if promised_date < today:
-        raise AppError(422, "date_in_past", "承诺还款日期不能早于今天", "The promised date cannot be in the past")
+        raise AppError(422, "date_in_past", texts.text("errors.promises.date_in_past"),
+                       "The promised date cannot be in the past")
     if promised_date > today + timedelta(days=rules.promise_max_days_ahead):
-        raise AppError(422, "date_too_far", f"承诺还款日期需在{rules.promise_max_days_ahead}天以内",
+        raise AppError(422, "date_too_far",
+                       texts.text("errors.promises.date_too_far", days=rules.promise_max_days_ahead),
                        f"The promised date must be within {rules.promise_max_days_ahead} days")
     pos = position(loan, rules, promised_date)
     amount = q2(amount) if amount is not None else pos.amount_due
     if amount <= 0 or amount > pos.total_outstanding:
-        raise AppError(422, "amount_out_of_range", "承诺金额需大于零且不超过剩余应还总额",
+        raise AppError(422, "amount_out_of_range", texts.text("errors.promises.amount_out_of_range"),
                        "The amount must be positive and not more than the outstanding total")
     # created_at in the business timezone (the database default would be UTC wall time on SQLite).
     promise = PromiseToPay(customer_id=loan.customer_id, loan_id=loan.id, promised_date=promised_date,

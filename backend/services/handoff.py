@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 import statistics
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import texts
+from backend.core.clock import DailyWindow, local
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError, not_found
 from backend.models import Channel, Customer, HandoffCase, HandoffNote, HandoffReason, HandoffStatus
@@ -40,49 +42,21 @@ def _tz(rules: BusinessRules) -> ZoneInfo:
 
 def _local(dt: datetime | None, rules: BusinessRules) -> datetime | None:
     """In the business timezone. SQLite returns naive datetimes: the wall time they were stored in."""
-    if dt is None:
-        return None
-    tz = _tz(rules)
-    return dt.replace(tzinfo=tz) if dt.tzinfo is None else dt.astimezone(tz)
-
-
-def _window(rules: BusinessRules, day: date) -> tuple[datetime, datetime] | None:
-    hours = rules.handoff.staffed_hours
-    if day.isoweekday() not in hours.days:
-        return None
-    tz = _tz(rules)
-    return datetime.combine(day, hours.start, tzinfo=tz), datetime.combine(day, hours.end, tzinfo=tz)
+    return local(dt, _tz(rules))
 
 
 def is_staffed(rules: BusinessRules, now: datetime) -> bool:
-    now = _local(now, rules)
-    window = _window(rules, now.date())
-    return window is not None and window[0] <= now < window[1]
+    return DailyWindow.staffed(rules).contains(now)
 
 
 def next_staffed_at(rules: BusinessRules, now: datetime) -> datetime:
     """The next time staff come in, after now."""
-    now = _local(now, rules)
-    for offset in range(8):
-        window = _window(rules, now.date() + timedelta(days=offset))
-        if window is not None and window[0] > now:
-            return window[0]
-    raise AssertionError("staffed_hours.days is never empty")  # pragma: no cover - config validation
+    return DailyWindow.staffed(rules).next_start(now)
 
 
 def staffed_seconds(rules: BusinessRules, start: datetime, end: datetime) -> float:
     """Seconds between start and end that fall inside staffed hours."""
-    start, end = _local(start, rules), _local(end, rules)
-    total = 0.0
-    day = start.date()
-    while day <= end.date():
-        window = _window(rules, day)
-        if window is not None:
-            lo, hi = max(start, window[0]), min(end, window[1])
-            if hi > lo:
-                total += (hi - lo).total_seconds()
-        day += timedelta(days=1)
-    return total
+    return DailyWindow.staffed(rules).seconds_inside(start, end)
 
 
 # --------------------------------------------------------------------------- reading cases
@@ -90,7 +64,7 @@ def staffed_seconds(rules: BusinessRules, start: datetime, end: datetime) -> flo
 def get_case(db: Session, case_id: int) -> HandoffCase:
     case = db.get(HandoffCase, case_id)
     if case is None:
-        raise not_found("该转人工工单", "Handoff case")
+        raise not_found(texts.text("errors.things.handoff_case"), "Handoff case")
     return case
 
 
@@ -208,7 +182,7 @@ def queue(db: Session, rules: BusinessRules, now: datetime) -> list[HandoffQueue
 # --------------------------------------------------------------------------- writes
 
 def _closed() -> AppError:
-    return AppError(409, "case_closed", "该工单已结束", "The case is already closed")
+    return AppError(409, "case_closed", texts.text("errors.handoff.case_closed"), "The case is already closed")
 
 
 _transition = records.transition
@@ -247,7 +221,7 @@ def open_case(db: Session, rules: BusinessRules, data: HandoffIn, now: datetime,
         audit.record(db, actor, "handoff.opened", "handoff_case", case.id, reference=case.reference,
                      reason=reason.value, priority=case.priority, channel=data.channel, customer_id=data.customer_id)
         return case, True
-    raise AppError(409, "busy", "系统繁忙，请稍后再试", "Could not number the case; try again")
+    raise AppError(409, "busy", texts.text("errors.busy"), "Could not number the case; try again")
 
 
 def claim(db: Session, rules: BusinessRules, case_id: int, staff: str, now: datetime, via: str) -> HandoffCase:
@@ -258,7 +232,7 @@ def claim(db: Session, rules: BusinessRules, case_id: int, staff: str, now: date
             raise _closed()
         if case.assigned_to == staff:
             return case  # already theirs
-        raise AppError(409, "already_claimed", f"该工单已由{case.assigned_to}接手",
+        raise AppError(409, "already_claimed", texts.text("errors.handoff.already_claimed", staff=case.assigned_to),
                        f"The case is already claimed by {case.assigned_to}")
     audit.record(db, staff, "handoff.claimed", "handoff_case", case.id, via=via)
     return case
@@ -267,7 +241,8 @@ def claim(db: Session, rules: BusinessRules, case_id: int, staff: str, now: date
 def reassign(db: Session, rules: BusinessRules, case_id: int, staff: str, by: str, role: str, now: datetime,
              via: str) -> HandoffCase:
     if role != "supervisor":
-        raise AppError(403, "forbidden", "只有主管可以改派工单", "Only a supervisor can reassign a case")
+        raise AppError(403, "forbidden", texts.text("errors.handoff.reassign_supervisor_only"),
+                       "Only a supervisor can reassign a case")
     case, now = get_case(db, case_id), _local(now, rules)
     previous = case.assigned_to
     if case.status == HandoffStatus.claimed and previous == staff:
@@ -288,7 +263,8 @@ def first_response(db: Session, rules: BusinessRules, case_id: int, now: datetim
     if case.status == HandoffStatus.closed:
         raise _closed()
     if case.status == HandoffStatus.open:
-        raise AppError(409, "not_claimed", "请先接手工单再回复", "Claim the case before replying")
+        raise AppError(409, "not_claimed", texts.text("errors.handoff.not_claimed_reply"),
+                       "Claim the case before replying")
     if _transition(db, case, HandoffCase.first_response_at.is_(None), HandoffCase.status == HandoffStatus.claimed,
                    first_response_at=now):
         audit.record(db, case.assigned_to, "handoff.first_response", "handoff_case", case.id, via=via)
@@ -322,9 +298,11 @@ def rate(db: Session, case_id: int, score: int, comment: str | None, actor: str)
     """The customer's satisfaction score (1-5), once, after the case is closed."""
     case = get_case(db, case_id)
     if case.status != HandoffStatus.closed:
-        raise AppError(409, "not_closed", "工单结束后才能评价", "A case can be rated once it is closed")
+        raise AppError(409, "not_closed", texts.text("errors.handoff.not_closed"),
+                       "A case can be rated once it is closed")
     if not _transition(db, case, HandoffCase.status == HandoffStatus.closed, HandoffCase.csat.is_(None),
                        csat=score, csat_comment=mask_numbers(comment) if comment else None):
-        raise AppError(409, "already_rated", "该工单已评价", "The case has already been rated")
+        raise AppError(409, "already_rated", texts.text("errors.handoff.already_rated"),
+                       "The case has already been rated")
     audit.record(db, actor, "handoff.rated", "handoff_case", case.id, score=score)
     return case

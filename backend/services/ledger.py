@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+import texts
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError
 from backend.models import Instalment, InstalmentStatus, Loan, LoanStatus
@@ -129,12 +130,14 @@ def payoff_quote(loan: Loan, rules: BusinessRules, today: date, settle_on: date)
     + the product's early settlement fee on the principal repaid ahead of schedule.
     """
     if loan.status == LoanStatus.settled:
-        raise AppError(409, "loan_settled", "该笔借款已结清，无需提前还款", "The loan is already settled")
+        raise AppError(409, "loan_settled", texts.text("errors.ledger.loan_settled"), "The loan is already settled")
     if settle_on < today:
-        raise AppError(422, "date_in_past", "结清日期不能早于今天", "The settlement date cannot be in the past")
+        raise AppError(422, "date_in_past", texts.text("errors.ledger.date_in_past"),
+                       "The settlement date cannot be in the past")
     last_due = loan.instalments[-1].due_date
     if settle_on > last_due:
-        raise AppError(422, "date_after_maturity", "结清日期不能晚于最后一期还款日", "The settlement date is after the last due date")
+        raise AppError(422, "date_after_maturity", texts.text("errors.ledger.date_after_maturity"),
+                       "The settlement date is after the last due date")
 
     pos = position(loan, rules, settle_on)
     due = [r for r in pos.rows if r.instalment.due_date <= settle_on]
@@ -193,12 +196,13 @@ def apply_payment(loan: Loan, rules: BusinessRules, amount: Decimal, paid_on: da
     """
     amount = q2(amount)
     if amount <= 0:
-        raise AppError(422, "amount_not_positive", "还款金额必须大于零", "The amount must be positive")
+        raise AppError(422, "amount_not_positive", texts.text("errors.ledger.amount_not_positive"),
+                       "The amount must be positive")
     pos = position(loan, rules, paid_on)
     if amount > pos.total_outstanding:
         raise AppError(
             422, "amount_exceeds_outstanding",
-            f"还款金额超过剩余应还总额 {pos.total_outstanding}，提前结清请先获取结清报价",
+            texts.text("errors.ledger.amount_exceeds_outstanding", total=pos.total_outstanding),
             f"The amount exceeds the outstanding total {pos.total_outstanding}; request a payoff quote to settle early",
         )
     left = amount

@@ -31,6 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import texts
+from backend.core.clock import local
 from backend.core.config import BusinessRules, contract_intents
 from backend.core.errors import AppError, not_found
 from backend.models import Channel, NluReviewItem, NluReviewOccurrence, ReviewSource, ReviewStatus, StaffSession
@@ -72,7 +74,8 @@ def intent_label(name: str | None) -> str | None:
 
 def _check_intent(name: str, what: str = "intent") -> str:
     if name not in contract_intents():
-        raise AppError(422, "unknown_intent", f"意图 {name[:60]} 不在意图清单中", f"Unknown {what}: not in the intent contract")
+        raise AppError(422, "unknown_intent", texts.text("errors.nlu_review.unknown_intent", name=name[:60]),
+                       f"Unknown {what}: not in the intent contract")
     return name
 
 
@@ -85,9 +88,10 @@ def record(db: Session, rules: BusinessRules, secret: str, *, conversation: str,
     checked before anything is written; a refused message writes nothing."""
     cleaned = nlu_export.clean_text(text)
     if not cleaned:
-        raise AppError(422, "empty", "内容不能为空", "Text must not be blank")
+        raise AppError(422, "empty", texts.text("errors.empty_text"), "Text must not be blank")
     if len(cleaned) > rules.nlu_review.max_text_chars:
-        raise AppError(422, "text_too_long", f"内容超过{rules.nlu_review.max_text_chars}字",
+        raise AppError(422, "text_too_long",
+                       texts.text("errors.nlu_review.text_too_long", limit=rules.nlu_review.max_text_chars),
                        f"Text longer than {rules.nlu_review.max_text_chars} characters")
     if predicted_intent is not None:
         _check_intent(predicted_intent)
@@ -95,11 +99,13 @@ def record(db: Session, rules: BusinessRules, secret: str, *, conversation: str,
     for name in names:
         _check_intent(name, "intent in the ranking")
     if len(set(names)) != len(names):
-        raise AppError(422, "bad_ranking", "意图排序重复", "An intent appears twice in the ranking")
+        raise AppError(422, "bad_ranking", texts.text("errors.nlu_review.duplicate_ranking"),
+                       "An intent appears twice in the ranking")
     if predicted_intent is not None and names and names[0] != predicted_intent:
-        raise AppError(422, "bad_ranking", "意图排序与预测意图不一致", "The ranking must start with the predicted intent")
+        raise AppError(422, "bad_ranking", texts.text("errors.nlu_review.ranking_mismatch"),
+                       "The ranking must start with the predicted intent")
     if source == ReviewSource.low_confidence and (confidence is None or confidence >= rules.nlu_review.review_below):
-        raise AppError(422, "not_low_confidence", "置信度不低于审核线",
+        raise AppError(422, "not_low_confidence", texts.text("errors.nlu_review.not_low_confidence"),
                        f"Confidence is not below nlu_review.review_below ({rules.nlu_review.review_below})")
 
     masked = mask_digits(cleaned)
@@ -190,7 +196,7 @@ def flag(db: Session, rules: BusinessRules, rasa: RasaClient, secret: str, sessi
     event = next((e for e in events if e.get("event") == "user" and e.get("timestamp") == timestamp
                   and _borrower_text(e)), None)
     if event is None:
-        raise not_found("该条客户消息", "Borrower message")
+        raise not_found(texts.text("errors.things.borrower_message"), "Borrower message")
     intent, confidence, ranking = prediction(event.get("parse_data"))
     actor = session.staff.username
     item, outcome = record(db, rules, secret, conversation=case.conversation, channel=case.channel.value,
@@ -224,11 +230,8 @@ def intents_out() -> list[IntentOut]:
 
 
 def _local(dt: datetime | None, rules: BusinessRules) -> datetime | None:
-    """In the business timezone. SQLite returns naive datetimes: the wall time they were stored in."""
-    if dt is None:
-        return None
-    tz = ZoneInfo(rules.timezone)
-    return dt.replace(tzinfo=tz) if dt.tzinfo is None else dt.astimezone(tz)
+    """In the business timezone (stored date-times come back aware: backend.models.base.AwareDateTime)."""
+    return local(dt, ZoneInfo(rules.timezone))
 
 
 def item_out(item: NluReviewItem, rules: BusinessRules) -> NluReviewItemOut:
@@ -254,10 +257,11 @@ def decide(db: Session, session: StaffSession, item_id: int, intent: str | None,
     the contract); None dismisses the message. A decision may be changed later (the next export
     follows); repeating the current one changes nothing."""
     if not can_review(session):
-        raise AppError(403, "forbidden", "只有主管可以审核理解收件箱", "Only a supervisor can review the understanding inbox")
+        raise AppError(403, "forbidden", texts.text("errors.nlu_review.supervisor_only"),
+                       "Only a supervisor can review the understanding inbox")
     item = db.get(NluReviewItem, item_id)
     if item is None:
-        raise not_found("该条待审核消息", "Review item")
+        raise not_found(texts.text("errors.things.review_item"), "Review item")
     if intent is None:
         status, final = ReviewStatus.dismissed, None
     else:

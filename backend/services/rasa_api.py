@@ -3,8 +3,10 @@
 Staff replies are appended to the tracker as ``bot`` events with ``execute_side_effects`` and the
 borrower's ``output_channel``, so they reach WeChat, SMS or the web chat the way bot messages do
 and are part of the transcript. "Return to assistant" resumes the conversation and triggers
-EXTERNAL_handoff_closed (the bot then asks for a rating). Decisions on plan requests and complaint
-tickets trigger an EXTERNAL_* intent so the bot itself words the notice (backend.services.notices).
+EXTERNAL_handoff_closed (the bot then asks for a rating). Notices (decisions, outreach) are worded by
+the backend and delivered the same way as staff replies: ``deliver`` appends optional slot events and
+a ``bot`` event with the text to the tracker, Rasa sends it on the borrower's channel
+(backend.services.outreach.outbox).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+import texts
 from backend.core.errors import AppError
 
 # The Rasa input channel that delivers to each of our channels (InputChannel.name()).
@@ -21,7 +24,7 @@ OUTPUT_CHANNEL = {"web": "socketio", "wechat": "wechat", "sms": "sms"}
 
 class RasaUnavailable(AppError):
     def __init__(self) -> None:
-        super().__init__(502, "rasa_unavailable", "对话服务暂时不可用，请稍后重试", "Rasa did not answer")
+        super().__init__(502, "rasa_unavailable", texts.text("errors.rasa_unavailable"), "Rasa did not answer")
 
 
 @dataclass
@@ -44,6 +47,30 @@ class RasaClient:
     def events(self, conversation: str) -> list[dict]:
         """The whole stored conversation (all sessions), oldest first."""
         return self._call("GET", conversation, "tracker", params={"include_events": "ALL"}).get("events", [])
+
+    def tracker(self, conversation: str) -> dict:
+        """The stored conversation: ``paused``, ``slots`` and every event (all sessions)."""
+        return self._call("GET", conversation, "tracker", params={"include_events": "ALL"})
+
+    def deliver(self, conversation: str, channel: str, text: str, metadata: dict, events: list[dict] = ()) -> dict:
+        """Append ``events`` (slots, a form's activation) and a ``bot`` message, the ``bot`` events among
+        ``events`` after it (a form's question), then ``action_listen`` as a bot turn ends (the policies
+        read the borrower's answer in the state the slots describe); Rasa sends the messages on the
+        borrower's channel (execute_side_effects) and records them. Answers the tracker."""
+        before = [e for e in events if e.get("event") != "bot"]
+        after = [e for e in events if e.get("event") == "bot"]
+        return self._call("POST", conversation, "tracker/events",
+                          params={"output_channel": OUTPUT_CHANNEL[channel], "execute_side_effects": "true",
+                                  "include_events": "ALL"},
+                          json=[*before, {"event": "bot", "text": text, "metadata": metadata}, *after,
+                                {"event": "action", "name": "action_listen"}])
+
+    def open_session(self, conversation: str) -> None:
+        """Have Rasa start (and store) the session of a conversation that has none yet: Rasa runs
+        action_session_start when the first events arrive, after it has stamped them, and reads a session
+        from its SessionStarted on, so events appended together with the session's start would be left
+        out of it. An ``action_listen`` first; the notice then follows in the session."""
+        self._call("POST", conversation, "tracker/events", json=[{"event": "action", "name": "action_listen"}])
 
     def send_staff_message(self, conversation: str, channel: str, text: str, staff: str) -> None:
         self._call("POST", conversation, "tracker/events",

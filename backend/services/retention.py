@@ -53,7 +53,7 @@ from backend.core.config import RetentionRules
 from backend.models import (
     AuditLog, ChannelIdentity, ComplaintEvent, ComplaintStatus, ComplaintTicket, ConversationSession, Customer,
     HandoffCase, HandoffNote, HandoffStatus, Loan, LoanStatus, NluReviewItem, NluReviewOccurrence,
-    OtpChallenge, OutreachAttempt, OutreachNotice, OutreachStatus, PlanRequest, PlanStatus, PromiseToPay,
+    OtpChallenge, OutboxMessage, OutboxStatus, OutreachAttempt, OutreachNotice, OutreachStatus, PlanRequest, PlanStatus, PromiseToPay,
     SettlementIntent, SmsMessage,
 )
 from backend.models.nlu_review import ReviewStatus
@@ -237,6 +237,10 @@ def _age_scopes(conv_cut: datetime, closed_cut: datetime) -> list[Scope]:
         Scope("outreach_notices", OutreachNotice,
               [OutreachNotice.status.in_(FINAL_OUTREACH), OutreachNotice.created_at < conv_cut],
               conversations=("conversation",)),
+        # What the backend said (backend.services.outreach.outbox): the text and the conversation.
+        Scope("outbox_messages", OutboxMessage,
+              [OutboxMessage.status.in_([OutboxStatus.sent, OutboxStatus.failed]), OutboxMessage.created_at < conv_cut],
+              texts=("text",), conversations=("conversation",)),
         _AuditScope("audit_log", AuditLog, [AuditLog.at < conv_cut]),
     ]
 
@@ -501,6 +505,10 @@ def erase_customer(db: Session, customer_id: int, now: datetime, *, actor: str, 
               extra=_sms_extra),
         Scope("conversation_sessions", ConversationSession, [_owned(ConversationSession, customer_id, convs)],
               conversations=("conversation",)),
+        Scope("outbox_messages", OutboxMessage,
+              [or_(OutboxMessage.notice_id.in_(select(OutreachNotice.id).where(OutreachNotice.customer_id == customer_id)),
+                   OutboxMessage.conversation.in_(convs) if convs else false())],
+              texts=("text",), conversations=("conversation",)),
         Scope("outreach_notices", OutreachNotice,
               [or_(OutreachNotice.customer_id == customer_id,
                    OutreachNotice.conversation.in_(convs) if convs else false())],

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError, not_found
 from backend.models import Channel, Loan, SettlementIntent, SettlementIntentStatus
@@ -25,7 +26,7 @@ from .plans import _local
 
 def _too_far(limit: int, latest: date) -> AppError:
     return AppError(422, "date_too_far",
-                    f"提前结清日期需在{limit}天以内（最晚{latest.year}年{latest.month}月{latest.day}日）",
+                    texts.text("errors.settlements.date_too_far", limit=limit, latest=latest),
                     f"The settlement date must be within {limit} days (by {latest:%Y-%m-%d})")
 
 
@@ -35,7 +36,7 @@ def record(db: Session, rules: BusinessRules, loan_id: int, data: SettlementInte
     accounts.get_customer(db, data.customer_id)
     loan = accounts.get_loan(db, loan_id)
     if loan.customer_id != data.customer_id:
-        raise not_found("该客户名下的这笔借款", "Loan of this customer")
+        raise not_found(texts.text("errors.things.customer_loan"), "Loan of this customer")
     quote = accounts.payoff_out(payoff_quote(loan, rules, today, data.settle_on))  # settled, past, after maturity
     limit = rules.early_settlement.intent_max_days_ahead
     if data.settle_on > today + timedelta(days=limit):

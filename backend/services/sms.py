@@ -15,6 +15,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.errors import AppError
 from backend.models import SmsMessage
 
@@ -101,12 +102,14 @@ class TwilioSender:
 
 class NumberOptedOut(AppError):
     def __init__(self) -> None:
-        super().__init__(409, "number_opted_out", "该号码已退订短信，不能发送", "The number has opted out of SMS")
+        super().__init__(409, "number_opted_out", texts.text("errors.sms.number_opted_out"),
+                         "The number has opted out of SMS")
 
 
 class SmsProviderError(AppError):
     def __init__(self) -> None:
-        super().__init__(502, "sms_provider_error", "短信发送失败，请稍后再试", "The SMS provider did not accept the message")
+        super().__init__(502, "sms_provider_error", texts.text("errors.sms.provider_error"),
+                         "The SMS provider did not accept the message")
 
 
 SENTENCE_ENDS = "。！？!?；;\n"

@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.config import BusinessRules
 from backend.core.errors import AppError
 from backend.models import LoginAttempt, StaffRole, StaffSession, StaffUser
@@ -38,17 +39,13 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _aware(dt: datetime, now: datetime) -> datetime:
-    """SQLite gives naive datetimes back: they were stored in now's timezone."""
-    return dt.replace(tzinfo=now.tzinfo) if dt.tzinfo is None and now.tzinfo is not None else dt
-
-
 def create_user(db: Session, username: str, display_name: str, role: str, password: str, now: datetime,
                 actor: str) -> StaffUser:
     if len(password) < MIN_PASSWORD:
-        raise AppError(422, "weak_password", f"密码至少{MIN_PASSWORD}位", f"Password needs {MIN_PASSWORD}+ characters")
+        raise AppError(422, "weak_password", texts.text("errors.staff.weak_password", length=MIN_PASSWORD),
+                       f"Password needs {MIN_PASSWORD}+ characters")
     if db.scalar(select(StaffUser).where(StaffUser.username == username)) is not None:
-        raise AppError(409, "exists", "该用户名已存在", "Username already exists")
+        raise AppError(409, "exists", texts.text("errors.staff.exists"), "Username already exists")
     user = StaffUser(username=username, display_name=display_name, role=StaffRole(role),
                      password_hash=_hasher.hash(password), active=True, created_at=now)
     db.add(user)
@@ -88,7 +85,8 @@ def sign_in(db: Session, rules: BusinessRules, username: str, password: str, cli
     if by_client >= rules.console.login_max_failures:
         db.add(LoginAttempt(username=username, client=client, success=False, at=now))
         audit.record(db, username or "-", "staff.login_throttled", "staff_user", username or "-", client=client)
-        raise AppError(429, "too_many_attempts", f"登录失败次数过多，请{rules.console.login_window_minutes}分钟后再试",
+        raise AppError(429, "too_many_attempts",
+                       texts.text("errors.staff.too_many_attempts", minutes=rules.console.login_window_minutes),
                        "Too many failed sign-ins; try again later")
     if delay := slowdown(rules, by_user):
         _sleep(delay)  # guessing on this username gets slow; its owner can still sign in
@@ -100,7 +98,7 @@ def sign_in(db: Session, rules: BusinessRules, username: str, password: str, cli
     db.add(LoginAttempt(username=username, client=client, success=ok, at=now))
     if not ok:
         audit.record(db, username or "-", "staff.login_failed", "staff_user", user.id if user else "-", client=client)
-        raise AppError(401, "bad_credentials", "用户名或密码错误", "Wrong username or password")
+        raise AppError(401, "bad_credentials", texts.text("errors.staff.bad_credentials"), "Wrong username or password")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     token = secrets.token_urlsafe(32)
@@ -117,8 +115,8 @@ def session_for(db: Session, rules: BusinessRules, token: str | None, now: datet
     session = db.scalar(select(StaffSession).where(StaffSession.token_hash == _token_hash(token)))
     if session is None or session.ended_at is not None or not session.staff.active:
         return None
-    idle = now - _aware(session.last_seen_at, now)
-    age = now - _aware(session.created_at, now)
+    idle = now - session.last_seen_at
+    age = now - session.created_at
     if idle > timedelta(minutes=rules.console.session_idle_minutes) or age > timedelta(hours=rules.console.session_max_hours):
         session.ended_at = now
         audit.record(db, session.staff.username, "staff.session_expired", "staff_user", session.staff_id)
@@ -134,7 +132,7 @@ def sign_out(db: Session, session: StaffSession, now: datetime) -> None:
 
 def check_csrf(session: StaffSession, sent: str | None) -> None:
     if not sent or not secrets.compare_digest(sent, session.csrf_token):
-        raise AppError(403, "csrf", "页面已过期，请刷新后重试", "Missing or wrong CSRF token")
+        raise AppError(403, "csrf", texts.text("errors.staff.csrf"), "Missing or wrong CSRF token")
 
 
 def staff_names(db: Session) -> list[tuple[str, str, str]]:

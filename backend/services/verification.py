@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.config import BusinessRules
 from backend.models import Customer, OtpChallenge
 
@@ -28,14 +29,7 @@ def _hash(secret: str, conversation: str, code: str) -> str:
 
 def _recent(db: Session, conversation: str, since: datetime) -> list[OtpChallenge]:
     rows = db.scalars(select(OtpChallenge).where(OtpChallenge.conversation == conversation)).all()
-    return [c for c in rows if _aware(c.created_at, since) >= since]
-
-
-def _aware(dt: datetime | None, like: datetime) -> datetime | None:
-    """SQLite returns naive datetimes; we store UTC-aware ones."""
-    if dt is None or dt.tzinfo is not None:
-        return dt
-    return dt.replace(tzinfo=like.tzinfo)
+    return [c for c in rows if c.created_at >= since]
 
 
 def _latest(db: Session, conversation: str) -> OtpChallenge | None:
@@ -44,8 +38,8 @@ def _latest(db: Session, conversation: str) -> OtpChallenge | None:
 
 
 def _locked(ch: OtpChallenge | None, now: datetime) -> datetime | None:
-    if ch and ch.locked_until and _aware(ch.locked_until, now) > now:
-        return _aware(ch.locked_until, now)
+    if ch and ch.locked_until and ch.locked_until > now:
+        return ch.locked_until
     return None
 
 
@@ -89,7 +83,7 @@ def _send_code(db: Session, rules: BusinessRules, sms: SmsSender, conversation: 
         expires_at=now + timedelta(seconds=v.code_ttl_seconds), wrong_attempts=0, mismatches=0,
     ))
     send_sms(db, sms, customer.phone,
-             f"【贷款客服】您的验证码是{code}，{v.code_ttl_seconds // 60}分钟内有效。请勿告诉他人，工作人员不会向您索要验证码。",
+             texts.text("backend.verification_sms", code=code, minutes=v.code_ttl_seconds // 60),
              purpose="otp")
     audit.record(db, actor, "verification.code_sent", "customer", customer.id, conversation=conversation)
     return {"status": "sent", "phone_masked": mask_phone(customer.phone), "expires_in": v.code_ttl_seconds}
@@ -121,7 +115,7 @@ def check(db: Session, rules: BusinessRules, conversation: str, code: str, now: 
         return {"status": "locked", "locked_until": until.isoformat()}
     if ch is None or ch.code_hash is None or ch.verified_at is not None:
         return {"status": "no_code"}
-    if _aware(ch.expires_at, now) <= now:
+    if ch.expires_at <= now:
         return {"status": "expired"}
     if not hmac.compare_digest(ch.code_hash, _hash(secret, conversation, code)):
         ch.wrong_attempts += 1
@@ -145,10 +139,10 @@ def status(db: Session, conversation: str, now: datetime, verified_within: timed
     if ch is None or ch.code_hash is None:
         return {"status": "none"}
     if ch.verified_at is not None:
-        if now - _aware(ch.verified_at, now) <= verified_within:
+        if now - ch.verified_at <= verified_within:
             return {"status": "verified", "customer_id": ch.customer_id}
         return {"status": "none"}
-    if _aware(ch.expires_at, now) <= now:
+    if ch.expires_at <= now:
         return {"status": "expired"}
     return {"status": "pending", "attempts_left": max(0, _max_wrong(db) - ch.wrong_attempts)}
 

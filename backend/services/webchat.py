@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import jwt
 from sqlalchemy.orm import Session
 
+import texts
 from backend.core.config import BusinessRules, Settings
 from backend.core.errors import AppError
 from backend.models import Customer
@@ -24,7 +25,7 @@ from .masking import mask_name
 def open_session(db: Session, customer_id: int, actor: str) -> str:
     """A new web conversation for a signed-in customer: its sender id ("web:s-<random>")."""
     if db.get(Customer, customer_id) is None:
-        raise AppError(404, "not_found", "未找到该客户", "Customer not found")
+        raise AppError(404, "not_found", texts.text("errors.webchat.customer_not_found"), "Customer not found")
     external = f"s-{secrets.token_hex(16)}"
     ident = channels.identity(db, "web", external)
     ident.customer_id, ident.verified = customer_id, True
@@ -44,11 +45,13 @@ def verify_login(db: Session, rules: BusinessRules, settings: Settings, phone: s
                                 settings.otp_hash_secret)
     status = result["status"]
     if status == "locked":
-        raise AppError(423, "locked", "验证失败次数过多，请30分钟后再试", "Too many attempts; try again in 30 minutes")
+        minutes = rules.verification.lock_minutes
+        raise AppError(423, "locked", texts.text("errors.webchat.locked", minutes=minutes),
+                       f"Too many attempts; try again in {minutes} minutes")
     if status == "expired":
-        raise AppError(401, "code_expired", "验证码已过期，请重新获取", "The code has expired")
+        raise AppError(401, "code_expired", texts.text("errors.webchat.code_expired"), "The code has expired")
     if status != "verified":
-        raise AppError(401, "wrong_code", "验证码不正确", "Wrong code")
+        raise AppError(401, "wrong_code", texts.text("errors.webchat.wrong_code"), "Wrong code")
     customer = db.get(Customer, result["customer_id"])
     sender_id = open_session(db, customer.id, "webchat")
     # Real time, not the business clock: Rasa's socket.io channel and the page check the expiry on

@@ -13,11 +13,13 @@
     const [whole, cents = "00"] = String(x).split(".");
     return `¥${whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",")}.${cents.padEnd(2, "0")}`;
   };
-  const REASONS = {request_human: "客户要求转人工", repeated_fallback: "多次未识别", complaint_high: "高优先级投诉",
-    distress: "情绪危机", vip_plan: "VIP/高风险客户咨询还款方案", plan_review: "还款方案需人工审核"};
-  const CHANNELS = {web: "网页", wechat: "微信", sms: "短信"};
-  const STATUS = {open: "待接手", claimed: "处理中", closed: "已结束"};
-  const LOAN_STATUS = {active: "正常", overdue: "逾期", settled: "已结清", restructured: "已重组"};
+  // The Chinese labels of every enum (texts/zh/labels.yml, in base.html's data-labels): {enum: {value: label}}.
+  const LABELS = JSON.parse(body.dataset.labels);
+  const label = (kind, value) => (LABELS[kind] || {})[value] || value;
+  const REASONS = LABELS.handoff_reason;
+  const CHANNELS = LABELS.channel;
+  const STATUS = LABELS.handoff_status;
+  const LOAN_STATUS = LABELS.loan_status;
 
   async function api(path, options = {}) {
     const init = {method: options.method || "GET", headers: {"X-CSRF-Token": csrf}, credentials: "same-origin"};
@@ -113,7 +115,7 @@
       (l.next_due_date ? `，下期${l.next_due_date}` : "") + (l.days_past_due ? `，逾期${l.days_past_due}天（罚息${money(l.penalty_interest)}）` : "")));
     box.replaceChildren(
       el("p", {}, `${c.name}　${c.phone_masked}　身份证尾号${c.id_last4}`),
-      el("p", {}, `风险分层：${c.risk_tier}　价值分层：${c.value_tier}　偏好渠道：${CHANNELS[c.preferred_channel] || c.preferred_channel}`),
+      el("p", {}, `风险分层：${label("risk_tier", c.risk_tier)}　价值分层：${label("value_tier", c.value_tier)}　偏好渠道：${CHANNELS[c.preferred_channel] || c.preferred_channel}`),
       c.card ? el("p", {}, `还款卡：${c.card}`) : "",
       el("h3", {}, "借款"), el("ul", {}, ...loans),
       el("h3", {}, "还款承诺"), el("ul", {}, ...(c.promises.length ? c.promises.map((p) => el("li", {}, `${p.promised_date} ${p.amount ? money(p.amount) : ""}`)) : [el("li", {}, "无")])),
@@ -223,7 +225,7 @@
   const urgent = (seconds) => seconds < 86400;  // overdue or less than a day left
 
   // ------------------------------------------------------------------ plan requests
-  const REVIEW_REASONS = {outstanding_principal_above: "未还本金超过人工审核线", days_past_due_above: "逾期天数超过人工审核线"};
+  const REVIEW_REASONS = LABELS.plan_review_reason;
   async function renderPlans() {
     const params = new URLSearchParams();
     const status = $("f-status").value;
@@ -319,7 +321,8 @@
       if (!tickets.length) rows.append(el("tr", {}, el("td", {colspan: 9}, "暂无投诉工单")));
       for (const t of tickets) {
         rows.append(el("tr", {"data-reference": t.reference},
-          el("td", {}, t.priority === "high" ? el("span", {class: "tag warn"}, "高") : "普通"),
+          el("td", {}, t.priority === "high" ? el("span", {class: "tag warn"}, label("complaint_priority", t.priority))
+            : label("complaint_priority", t.priority)),
           el("td", {}, t.reference, t.linked_to ? el("small", {}, ` 关联${t.linked_to}`) : ""),
           el("td", {}, categories(t)), el("td", {}, who(t.customer)), el("td", {}, stamp(t.received_at)),
           el("td", {}, stamp(t.due_at), t.extended ? el("small", {}, "（已延期）") : ""),

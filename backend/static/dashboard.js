@@ -2,8 +2,8 @@
 "use strict";
 window.renderDashboard = async function (api) {
   const $ = (id) => document.getElementById(id);
-  const REASONS = {request_human: "客户要求", repeated_fallback: "多次未识别", complaint_high: "高优先级投诉",
-    distress: "情绪危机", vip_plan: "VIP/高风险方案", plan_review: "方案人工审核"};
+  const LABELS = JSON.parse(document.body.dataset.labels);  // texts/zh/labels.yml (base.html's data-labels)
+  const REASONS = LABELS.handoff_reason;
   const COMPONENTS = {response_time: "响应时间", resolution_rate: "解决率", satisfaction: "满意度", complaint_rate: "投诉率"};
   const COLORS = {wechat: "#2bae66", sms: "#f0a202", web: "#1f6feb"};
   Chart.defaults.font.family = '"Noto Sans CJK SC", sans-serif';
@@ -24,7 +24,7 @@ window.renderDashboard = async function (api) {
     kpi(`投诉${d.complaints.decision_days}天内办结率`, pct(d.complaints.resolved_within_deadline_share)));
   const days = d.conversations_per_day.map((r) => r.date.slice(5));
   new Chart($("chart-conversations"), {type: "bar", data: {labels: days, datasets: ["wechat", "sms", "web"].map((ch) => ({
-    label: {wechat: "微信", sms: "短信", web: "网页"}[ch], data: d.conversations_per_day.map((r) => r[ch]), backgroundColor: COLORS[ch]}))},
+    label: LABELS.channel[ch], data: d.conversations_per_day.map((r) => r[ch]), backgroundColor: COLORS[ch]}))},
     options: {scales: {x: {stacked: true}, y: {stacked: true, beginAtZero: true, ticks: {precision: 0}}}}});
   const c = d.containment;
   new Chart($("chart-containment"), {type: "doughnut", data: {labels: ["智能助手解决", "转人工"],

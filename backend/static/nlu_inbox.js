@@ -18,7 +18,7 @@ window.renderNluInbox = function (api) {
   }
   const stamp = (iso) => iso ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : "";
   const pct = (x) => x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`;
-  const CHANNELS = {web: "网页", wechat: "微信", sms: "短信", other: "其他"};
+  const CHANNELS = {...JSON.parse(document.body.dataset.labels).channel, other: "其他"};
 
   function statusText(item) {
     let text = item.status_label;

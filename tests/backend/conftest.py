@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,9 +18,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-for p in (str(ROOT), str(HERE)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
 
 import psycopg  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
@@ -77,6 +73,7 @@ def make_settings(url: str, frozen: str = TODAY.isoformat()) -> Settings:
 @pytest.fixture(scope="module")
 def app(db_url):
     application = create_app(make_settings(db_url))
+    application.state.outbox_poll_seconds = 0  # no outbox thread: tests deliver with worker.run_once(app)
     yield application
     StaffDesk.of(application).__exit__(None, None, None)
     application.state.engine.dispose()

@@ -1,5 +1,5 @@
 """A fake Rasa HTTP API on 127.0.0.1 for the backend tests: it accepts what the backend's RasaClient
-sends (POST /conversations/{id}/trigger_intent and /tracker/events, GET /tracker), checks the token
+sends (POST /conversations/{id}/tracker/events and /trigger_intent, GET /tracker), checks the token
 as Rasa does (401 otherwise), answers like Rasa and records every request with its raw path, so a
 test can assert the exact request (the conversation id keeps ':' and '+' unescaped).
 
@@ -14,12 +14,15 @@ the action but the bot says nothing (actions/outreach.py when the backend is unr
 instalment was paid: no bot event); ``on_request`` is called with each request before the answer,
 e.g. to look at the database at that moment.
 
-It keeps a tracker per conversation as Rasa does: a triggered intent is stored as a user event
+It keeps a tracker per conversation as Rasa does: appended events (POST /tracker/events, one event or
+a list: the backend's notices and staff replies) are stored as they come, with a timestamp (``silent``:
+the bot events are dropped, a Rasa that answers 200 but keeps nothing) and the POST answers the
+tracker; a triggered intent is stored as a user event
 (intent and entities in parse_data) followed, unless paused, by the bot's action and (unless silent)
 its message; trigger_intent answers {"tracker": ...} with the events, as Rasa does (``bare_answer``:
 without them, so the client must GET the tracker); GET /tracker answers the tracker itself
-({"sender_id", "paused", "events"}). ``delay`` seconds are slept after the trigger was stored and
-before answering (a Rasa slower than the client's timeout: the notice was delivered, the client saw a
+({"sender_id", "paused", "slots", "events"}). ``delay`` seconds are slept after the events or the
+trigger were stored and before answering (a Rasa slower than the client's timeout: the notice was delivered, the client saw a
 timeout).
 """
 from __future__ import annotations
@@ -41,6 +44,12 @@ class Request:
     json: Any
     status: int
     seen: Any = None  # what on_request returned
+
+    @property
+    def is_delivery(self) -> bool:
+        """A message appended to a tracker (not the action_listen that opens a new conversation's session)."""
+        return self.method == "POST" and self.path.endswith("/tracker/events") and any(
+            e.get("event") == "bot" for e in (self.json if isinstance(self.json, list) else [self.json or {}]))
 
 
 class FakeRasa:
@@ -84,6 +93,22 @@ class FakeRasa:
                 events.append({"event": "bot", "text": "...", "data": {"elements": None, "buttons": None}})
             events.append({"event": "action", "name": "action_listen"})
 
+    def appended(self, conversation: str, events: list[dict]) -> None:
+        """Store appended events the way Rasa does (the caller holds the lock)."""
+        kept = [dict(e, timestamp=time.time()) for e in events if not (self.silent and e.get("event") == "bot")]
+        self.trackers.setdefault(conversation, []).extend(kept)
+
+    def wrote(self, conversation: str, at: float | None = None) -> None:
+        """The borrower wrote in the conversation (a user event, now or at a unix time)."""
+        with self._lock:
+            self.trackers.setdefault(conversation, []).append(
+                {"event": "user", "text": "hi", "timestamp": time.time() if at is None else at, "parse_data": {}})
+
+    def said(self, conversation: str) -> list[str]:
+        """The bot messages in the conversation, oldest first."""
+        with self._lock:
+            return [e.get("text") for e in self.trackers.get(conversation, []) if e.get("event") == "bot"]
+
     def take(self) -> list[Request]:
         """The requests so far, oldest first; forgets them."""
         with self._lock:
@@ -110,18 +135,27 @@ class FakeRasa:
 
                 def tracker() -> dict:
                     with fake._lock:
-                        return {"sender_id": sender, "paused": fake.paused, "events": list(fake.trackers.get(sender, []))}
+                        events = list(fake.trackers.get(sender, []))
+                        slots = {e["name"]: e.get("value") for e in events if e.get("event") == "slot"}
+                        return {"sender_id": sender, "paused": fake.paused, "slots": slots, "events": events}
 
                 if status != 200:
                     answer = {"version": "3.6.21", "status": "failure", "reason": "fake", "code": status}
                 elif self.command == "GET" and parts.path.endswith("/tracker"):
                     answer = tracker()
                 else:
-                    if parts.path.endswith("/trigger_intent"):
+                    bare = {"sender_id": sender, "paused": fake.paused}
+                    if parts.path.endswith("/tracker/events"):  # Rasa answers the tracker itself
                         with fake._lock:
-                            fake.triggered(sender, body["name"], body.get("entities") or {})
+                            fake.appended(sender, body if isinstance(body, list) else [body])
                         time.sleep(fake.delay)
-                    answer = {"tracker": {"sender_id": sender, "paused": fake.paused} if fake.bare_answer else tracker()}
+                        answer = bare if fake.bare_answer else tracker()
+                    else:
+                        if parts.path.endswith("/trigger_intent"):
+                            with fake._lock:
+                                fake.triggered(sender, body["name"], body.get("entities") or {})
+                            time.sleep(fake.delay)
+                        answer = {"tracker": bare if fake.bare_answer else tracker()}
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

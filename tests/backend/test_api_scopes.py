@@ -81,6 +81,8 @@ TABLE: dict[tuple[str, str], set[str]] = {
     # web chat sessions and the verification state (the bot; the e2e tests open sessions with its key)
     ("POST", "/api/v1/webchat/sessions"): CONNECTORS,
     ("GET", "/api/v1/verification/status"): BOT,
+    # the business rules the bot side works by (bot/rules.py: the action server and the connectors)
+    ("GET", "/api/v1/bot/rules"): CONNECTORS,
 }
 
 # Routes without an API key: the borrower's web chat page and sign-in, and the health check.

@@ -22,7 +22,7 @@ from backend.models import (
     AuditLog, Channel, ComplaintCategory, ComplaintEvent, ComplaintPriority, ComplaintStatus, ComplaintTicket,
 )
 from backend.services import complaints as svc
-from testkit import HEADERS, REPORTS, ManualClock, StaffDesk, assert_error, audit_since, iso, last_audit_id, local, ok
+from testkit import HEADERS, REPORTS, ManualClock, StaffDesk, assert_error, audit_since, last_audit_id, local, ok
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)  # a Monday
 BASE = "/api/v1/complaints"

@@ -13,7 +13,6 @@ import hashlib
 import re
 import uuid
 from datetime import datetime
-from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient

@@ -24,6 +24,7 @@ from backend.models import (
 )
 from backend.services import staff
 from backend.services.rasa_api import RasaClient
+from backend.services.outreach import worker
 from testkit import HEADERS, D, ManualClock
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)
@@ -78,7 +79,9 @@ def sign_in(app, username: str) -> TestClient:
 
 def write(c: TestClient, path: str, json=None, csrf: str | None = "own"):
     headers = {"X-CSRF-Token": c.csrf if csrf == "own" else csrf} if csrf else {}
-    return c.post(f"/console/api{path}", json=json, headers=headers)
+    resp = c.post(f"/console/api{path}", json=json, headers=headers)
+    worker.run_once(c.app)  # the backend's outbox worker, a moment later (a thread in the running app)
+    return resp
 
 
 def ok(resp, status=200):

@@ -18,7 +18,7 @@ from backend.core.config import ROOT, Settings, load_rules
 from backend.db import make_engine, make_sessionmaker
 from backend.demo_data import generate
 from backend.main import create_app
-from backend.models import Channel, ChannelIdentity, Customer, Loan, LoanStatus
+from backend.models import Channel, Customer, Loan, LoanStatus
 from backend.services.ledger import position
 from testkit import BACKEND_API_KEYS, HEADERS, id_checksum
 

@@ -24,7 +24,7 @@ from backend.core.config import ROOT, BusinessRules, HandoffRules, StaffedHours
 from backend.models import AuditLog, Channel, HandoffCase, HandoffNote, HandoffReason, HandoffStatus
 from backend.services import handoff as svc
 from testkit import (
-    HEADERS, REPORTS, TODAY, ManualClock, StaffDesk, assert_error, audit_since, iso, last_audit_id, local, ok,
+    HEADERS, REPORTS, ManualClock, StaffDesk, assert_error, audit_since, iso, last_audit_id, local, ok,
 )
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=SHANGHAI)

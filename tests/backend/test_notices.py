@@ -1,18 +1,22 @@
-"""Decisions told to the borrower (backend.services.notices): after a plan request is approved or
-rejected, and after a complaint ticket is started, resolved, closed or extended, through the service
-API and through the console, the backend asks Rasa (a fake Rasa HTTP server on 127.0.0.1, tests/backend/
-fake_rasa.py) to trigger an external intent in the borrower's conversation, on their channel:
+"""Decisions told to the borrower (backend.services.notices and the outbox, backend.services.outreach):
+after a plan request is approved or rejected, and after a complaint ticket is started, resolved,
+closed or extended, the decision's transaction saves its notice and its message, worded by the backend;
+the staff request returns without calling Rasa; the backend's outbox worker (worker.run_once here, a
+thread in the running app) delivers it through Rasa's HTTP API (a fake Rasa HTTP server on 127.0.0.1,
+tests/backend/fake_rasa.py) as a bot message in the borrower's conversation, on their channel:
 
-    POST /conversations/<conversation>/trigger_intent?token=<token>&output_channel=<socketio|wechat|sms>
-    {"name": "EXTERNAL_plan_decision" | "EXTERNAL_complaint_update",
-     "entities": {"notice_id": "<uuid>", "kind": "plan_decision" | "complaint_update", "reference": "<ref>"}}
+    POST /conversations/<conversation>/tracker/events?token=<token>&output_channel=<socketio|wechat|sms>
+         &execute_side_effects=true&include_events=ALL
+    [{"event": "bot", "text": "<the notice>", "metadata": {"notice_id": "<uuid>", "kind": "plan_decision" | "complaint_update"}},
+     {"event": "action", "name": "action_listen"}]
 
-(notice_id: the decision's row in the outreach log, backend.services.outreach; one per decision)
+(a conversation Rasa has nothing of yet first gets its session opened: an ``action_listen`` alone)
 
-The decision is committed before the request reaches Rasa; Rasa down or failing, or the conversation
-paused for staff, leaves the decision standing (200, the decided record) with a ``notice_failed``
-audit row and a log line without personal data; anything that is not a
-decision (review, withdrawal, clearing the reminder pause, a refused change) sends nothing.
+(notice_id: the decision's row in the outreach log; one per decision)
+
+Rasa down or failing, or the conversation paused for staff, leaves the decision standing (200, the
+decided record) with a ``notice_failed`` audit row and a log line without personal data; anything that
+is not a decision (review, withdrawal, clearing the reminder pause, a refused change) sends nothing.
 """
 from __future__ import annotations
 
@@ -26,8 +30,9 @@ from sqlalchemy import select
 
 from backend.core.clock import SHANGHAI
 from backend.core.config import Settings, effective_rules
-from backend.models import ComplaintTicket, Customer, OutreachNotice, PlanRequest
+from backend.models import ComplaintTicket, Customer, OutboxMessage, OutreachNotice, PlanRequest
 from backend.services import staff
+from backend.services.outreach import worker
 from backend.services.rasa_api import RasaClient
 from fake_rasa import FakeRasa
 from testkit import (
@@ -82,26 +87,43 @@ NOTICE = "<the decision's notice id>"
 
 
 def trigger(conv: str, channel: str, intent: str, ref: str) -> tuple:
-    """The exact request Rasa must receive (see shape for the notice id)."""
-    return ("POST", f"/conversations/{conv}/trigger_intent", {"token": TOKEN, "output_channel": OUTPUT[channel]},
-            {"name": intent, "entities": {"notice_id": NOTICE, "kind": KIND[intent], "reference": ref}})
+    """The exact delivery Rasa must receive for a decision on ``ref`` (see shape for the notice id and
+    the text)."""
+    return ("POST", f"/conversations/{conv}/tracker/events",
+            {"token": TOKEN, "output_channel": OUTPUT[channel], "execute_side_effects": "true", "include_events": "ALL"},
+            [{"event": "bot", "text": ref, "metadata": {"notice_id": NOTICE, "kind": KIND[intent]}},
+             {"event": "action", "name": "action_listen"}])
 
 
 def shape(app, r) -> tuple:
-    """The request, its notice_id checked against the outreach log (a notice of that very reference)
-    and replaced by NOTICE so the rest compares exactly."""
+    """The delivery, its notice_id checked against the outreach log (a notice of that very reference,
+    whose reference the text names), then replaced by NOTICE, and the text by the reference, so the rest
+    compares exactly (the texts themselves: test_the_texts_borrowers_read)."""
     body = copy.deepcopy(r.json)
-    entities = (body or {}).get("entities") or {}
-    if "notice_id" in entities:
-        with app.state.sessionmaker() as db:
-            key = db.scalar(select(OutreachNotice.dedupe_key).where(OutreachNotice.notice_id == entities["notice_id"]))
-        assert key and key.split(":")[1] == entities.get("reference"), (key, entities)
-        entities["notice_id"] = NOTICE
+    for event in body if isinstance(body, list) else []:
+        meta = event.get("metadata") or {}
+        if "notice_id" in meta:
+            with app.state.sessionmaker() as db:
+                key = db.scalar(select(OutreachNotice.dedupe_key).where(OutreachNotice.notice_id == meta["notice_id"]))
+            ref = key.split(":")[1]
+            assert f"编号 {ref}" in event["text"], (key, event["text"])
+            meta["notice_id"], event["text"] = NOTICE, ref
     return (r.method, r.path, r.query, body)
 
 
+def deliver(app) -> None:
+    """A round of the backend's outbox worker (a thread in the running app)."""
+    worker.run_once(app)
+
+
 def received(app, fake: FakeRasa) -> list[tuple]:
-    return [shape(app, r) for r in fake.take()]
+    deliver(app)
+    return [shape(app, r) for r in fake.take() if r.is_delivery]
+
+
+def posts(app, fake: FakeRasa) -> list:
+    deliver(app)
+    return [r for r in fake.take() if r.is_delivery]
 
 
 def plan_status(app, ref: str) -> str:
@@ -170,11 +192,16 @@ def test_an_approval_is_told_after_it_is_committed(desk, app, client, book, rasa
     ref, conv = plan_under_review(desk, client, book, channel)
     who = Staff(app, client, via)
     rasa.take()
-    rasa.on_request = lambda r: plan_status(app, r.json["entities"]["reference"])
+    rasa.on_request = lambda r: plan_status(app, ref) if r.is_delivery else None
     after = last_audit_id(app)
     got = ok(who.plan(ref, "approve", note="同意"))
     assert got["status"] == "approved"
-    requests = rasa.take()
+    assert rasa.take() == []  # the request did not wait on Rasa
+    with app.state.sessionmaker() as db:  # its message was saved with the decision
+        (message,) = db.scalars(select(OutboxMessage).join(OutreachNotice, OutreachNotice.id == OutboxMessage.notice_id)
+                                .where(OutreachNotice.dedupe_key.like(f"plan:{ref}:%")))
+        assert (message.status.value, message.conversation, message.channel.value) == ("queued", conv, channel)
+    requests = posts(app, rasa)
     assert [shape(app, r) for r in requests] == [trigger(conv, channel, PLAN, ref)]
     assert requests[0].seen == "approved"  # already committed when Rasa was asked
     with app.state.sessionmaker() as db:
@@ -191,10 +218,10 @@ def test_a_rejection_is_told(desk, app, client, book, rasa, via, channel):
     ref, conv = plan_under_review(desk, client, book, channel)
     who = Staff(app, client, via)
     rasa.take()
-    rasa.on_request = lambda r: plan_status(app, r.json["entities"]["reference"])
+    rasa.on_request = lambda r: plan_status(app, ref) if r.is_delivery else None
     got = ok(who.plan(ref, "reject", reason="收入证明不足"))
     assert (got["status"], got["decision_reason"]) == ("rejected", "收入证明不足")
-    requests = rasa.take()
+    requests = posts(app, rasa)
     assert [shape(app, r) for r in requests] == [trigger(conv, channel, PLAN, ref)]
     assert requests[0].seen == "rejected"
 
@@ -202,8 +229,8 @@ def test_a_rejection_is_told(desk, app, client, book, rasa, via, channel):
 def test_the_sms_conversation_id_keeps_its_plus_sign(app, client, book, rasa):
     ref, conv = complaint(client, book, "sms")
     ok(Staff(app, client).ticket(ref, "start"))
-    (request,) = rasa.take()
-    assert conv.startswith("sms:+86") and request.path == f"/conversations/{conv}/trigger_intent"
+    (request,) = posts(app, rasa)
+    assert conv.startswith("sms:+86") and request.path == f"/conversations/{conv}/tracker/events"
 
 
 @pytest.mark.parametrize("via", ["console"])
@@ -215,19 +242,22 @@ def test_each_complaint_change_and_the_extension_is_told(app, client, book, rasa
         "conversation": anon, "channel": "web", "category": "other", "description": "网页打不开"}), 201)["reference"]
     who = Staff(app, client, via)
     rasa.take()
-    rasa.on_request = lambda r: ticket_state(app, r.json["entities"]["reference"])
     after = last_audit_id(app)
     assert ok(who.ticket(ref, "start"))["status"] == "in_progress"
+    started = posts(app, rasa)
     assert ok(who.ticket(ref, "extend", reason="需调取通话录音"))["extended"] is True
     assert ok(who.ticket(ref, "resolve", resolution="已退还服务费"))["status"] == "resolved"
     assert ok(who.ticket(other, "close", note="客户撤回投诉"))["status"] == "closed"
     assert ok(who.ticket(third, "resolve", resolution="已修复"))["status"] == "resolved"  # an anonymous visitor too
-    requests = rasa.take()
+    requests = started + posts(app, rasa)
     assert [shape(app, r) for r in requests] == [
         *[trigger(conv, "sms", COMPLAINT, ref)] * 3,  # started, extended, resolved
         trigger(other_conv, "wechat", COMPLAINT, other), trigger(anon, "web", COMPLAINT, third)]
-    assert [r.seen for r in requests] == [("in_progress", False), ("in_progress", True), ("resolved", True),
-                                          ("closed", False), ("resolved", False)]
+    # Each worded as the ticket stood when it was decided (in the decision's transaction).
+    said = [r.json[0]["text"] for r in requests]
+    assert "有新进展：正在处理" in said[0] and "已延期" not in said[0]
+    assert "已延期，原因：需调取通话录音" in said[1]
+    assert "处理结果：已退还服务费" in said[2] and "处理结果：已修复" in said[4]
     channel_of = {ref: "sms", other: "wechat", third: "web"}
     assert [(a, act, et, d) for a, act, et, _, d in notice_rows(app, after)] == [
         sent(who.actor, "complaint_ticket", r, COMPLAINT, channel_of[r], via) for r in (ref, ref, ref, other, third)]
@@ -251,9 +281,9 @@ def test_a_decision_asked_for_on_wechat_outside_its_window(desk, app, client, bo
         rasa.take()
         after = last_audit_id(app)
         assert ok(Staff(app, client).plan(ref, "approve"))["status"] == "approved"
+        (request,) = posts(app, rasa)
     finally:
         app.state.rules = original
-    (request,) = rasa.take()
     detail = {"reference": ref, "intent": PLAN, "channel": "wechat", "via": "console"}
     if template:
         assert shape(app, request) == trigger(conv, "wechat", PLAN, ref)
@@ -318,8 +348,10 @@ def test_a_failed_notice_leaves_the_decision_standing(desk, app, client, book, r
     with caplog.at_level(logging.WARNING, logger="backend.services.notices"):
         got = ok(desk.act(f"/api/v1/plan-requests/{ref}/approve", {"by": "bob", "role": "agent"}))
         assert got["status"] == "approved" and got["reference"] == ref
+        deliver(app)
         ticket = ok(Staff(app, client, "console").ticket(cref, "resolve", resolution="已处理"))
         assert ticket["status"] == "resolved"
+        deliver(app)
     assert plan_status(app, ref) == "approved" and ticket_state(app, cref) == ("resolved", False)
     rows = [(a, act, d) for a, act, _, _, d in audit_since(app, after)
             if act in ("plan_request.approved", "complaint.resolved") or act.startswith("notice_")]

@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from backend.models import OutreachKind, OutreachNotice
 from backend.services import dashboard
-from backend.services.outreach import dispatcher, planner
+from backend.services.outreach import dispatcher, planner, worker
 from backend.services.outreach.context import Outreach
 from backend.services.outreach.sender import RasaSender
 from backend.services.rasa_api import RasaClient
 from fake_rasa import FakeRasa
+from texts.formatting import yuan
 from testkit import (
     HEADERS, SCHEDULER, ManualClock, RecordingSender, assert_error, audit_since, last_audit_id, ok, set_customer, set_identity,
     shanghai,
@@ -53,10 +54,13 @@ def test_the_bot_reads_a_notice_by_its_id(app, client, empty_book):
         planner.plan_day(db, app.state.rules, date(2026, 12, 7), shanghai(2026, 12, 7, 7))
         n = db.scalar(select(OutreachNotice))
     first = loan.rows[0]
-    assert ok(client.get(f"/api/v1/outreach/notices/{n.notice_id}", headers=HEADERS)) == {
+    got = ok(client.get(f"/api/v1/outreach/notices/{n.notice_id}", headers=HEADERS))
+    text = got.pop("text")  # the message as the backend words it today (held behind the identity question)
+    assert got == {
         "notice_id": n.notice_id, "kind": "due_in_3_days", "customer_id": cust.id, "loan_id": loan.id,
         "instalment_seq": 1, "status": "planned", "channel": None,
         "payload": {"due_date": "2026-12-10", "amount": str(first.principal + first.interest), "loan_status": "active"}}
+    assert text.startswith("温馨提醒：您的") and f"本期应还 {yuan(first.principal + first.interest)}，还款日为12月10日（周四），还有3天。" in text
     dispatch(app, ManualClock(shanghai(2026, 12, 7, 8)), RecordingSender())
     got = ok(client.get(f"/api/v1/outreach/notices/{n.notice_id}", headers=HEADERS))
     assert (got["status"], got["channel"]) == ("sent", "sms")
@@ -142,9 +146,10 @@ def test_a_decision_at_22_00_is_told_at_08_00(desk, app, client, empty_book, fak
         after = last_audit_id(app)
         app.state.clock.at = shanghai(2026, 11, 23, 22)
         assert ok(desk.act(f"/api/v1/plan-requests/{ref}/reject", {"by": "bob", "role": "agent", "reason": "收入证明不足"}))["status"] == "rejected"
+        worker.run_once(app)  # the backend's outbox worker takes it up: outside the window, it waits
     finally:
         app.state.rasa, app.state.clock = original_rasa, original_clock
-    assert fake.take() == []  # nothing at 22:00
+    assert [r for r in fake.take() if r.is_delivery] == []  # nothing at 22:00
     notices = [r for r in audit_since(app, after) if r[1].startswith("notice_")]
     assert [(a, act, d) for a, act, _, _, d in notices] == [("bob", "notice_deferred", {
         "reference": ref, "intent": "EXTERNAL_plan_decision", "channel": "sms", "via": "console",
@@ -154,13 +159,14 @@ def test_a_decision_at_22_00_is_told_at_08_00(desk, app, client, empty_book, fak
     assert dispatch(app, clock, sender) == Counter()
     clock.at = shanghai(2026, 11, 24, 8)
     assert dispatch(app, clock, sender) == Counter({"sent": 1})
-    (req,) = fake.take()
+    (req,) = [r for r in fake.take() if r.is_delivery]
     with app.state.sessionmaker() as db:
         n = db.scalar(select(OutreachNotice).where(OutreachNotice.kind == OutreachKind.plan_decision))
-    assert (req.path, req.query["output_channel"], req.json) == (
-        f"/conversations/{conv}/trigger_intent", "sms",
-        {"name": "EXTERNAL_plan_decision", "entities": {"notice_id": n.notice_id, "kind": "plan_decision",
-                                                        "reference": ref}})
+    assert (req.path, req.query["output_channel"], req.query["execute_side_effects"], req.json) == (
+        f"/conversations/{conv}/tracker/events", "sms", "true",
+        [{"event": "bot", "text": f"很抱歉，您的还款计划申请（编号 {ref}）未获批准，原因：收入证明不足。如有疑问或情况有变化，"
+                                  "可以回复「转人工」与客服沟通，也可以重新申请。",
+          "metadata": {"notice_id": n.notice_id, "kind": "plan_decision"}}, {"event": "action", "name": "action_listen"}])
     told = [r for r in audit_since(app, after) if r[1] == "notice_sent"]
     assert [(a, act, d) for a, act, _, _, d in told] == [("scheduler", "notice_sent", {
         "reference": ref, "intent": "EXTERNAL_plan_decision", "channel": "sms", "via": "scheduler"})]
@@ -181,6 +187,7 @@ def test_a_dispatch_error_never_fails_the_decision(desk, app, client, empty_book
     after = last_audit_id(app)
     assert ok(desk.act(f"/api/v1/complaints/{ref}/start", {"by": "alice"}))["status"] == \
         "in_progress"
+    worker.run_once(app)  # the outbox worker fails on it; the decision stands
     rows = [(act, d.get("error")) for _, act, _, _, d in audit_since(app, after)]
     assert rows == [("complaint.started", None), ("notice_failed", "internal_error")]
     with app.state.sessionmaker() as db:  # left claimed: the scheduler recovers it after stale_sending_seconds

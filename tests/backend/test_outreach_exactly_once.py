@@ -1,9 +1,10 @@
 """Each notice reaches the borrower at most once (backend.services.outreach), on SQLite and PostgreSQL:
 two dispatchers claiming at the same moment, a dispatcher dying before or after its call to Rasa (the
 notice left in "sending" is recovered by asking Rasa's tracker), Rasa answering too late (the retry
-asks the tracker first), the bot saying nothing (Rasa answers 200 but the tracker holds no bot message
-after the notice: retried, then a counted permanent failure, never "sent"), the scheduler lease. Rasa here is tests/backend/fake_rasa.FakeRasa, a real
-HTTP server keeping trackers the way Rasa does.
+asks the tracker first), Rasa keeping nothing (it answers 200 but the tracker holds no bot message with
+the notice id: retried, then a counted permanent failure, never "sent"), the scheduler lease. Rasa here
+is tests/backend/fake_rasa.FakeRasa, a real HTTP server keeping trackers the way Rasa does; notices go
+to it as bot messages appended to the tracker (POST /conversations/{id}/tracker/events).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from backend.models import OutreachAttempt, OutreachKind, OutreachNotice
-from backend.services.outreach import dispatcher, lease, planner
+from backend.services.outreach import dispatcher, lease, outbox, planner
 from backend.services.outreach.context import Outreach
 from backend.services.outreach.sender import RasaSender, find_notice
 from backend.services.rasa_api import RasaClient
@@ -78,7 +79,8 @@ def outcomes(app, notice) -> list[str]:
 
 
 def triggers(fake) -> list:
-    return [r for r in fake.requests if r.path.endswith("/trigger_intent")]
+    """The deliveries Rasa received (bot messages appended to a tracker)."""
+    return [r for r in fake.requests if r.is_delivery]
 
 
 # --------------------------------------------------------------------------- two dispatchers
@@ -108,7 +110,7 @@ def test_two_dispatchers_claiming_at_once_send_each_notice_once(app, empty_book)
         t.start()
     for t in threads:
         t.join()
-    sent_ids = [entities["notice_id"] for _, _, _, entities in sender.calls]
+    sent_ids = [marker["notice_id"] for _, _, _, marker in sender.calls]
     assert len(sent_ids) == len(set(sent_ids)) == 24
     assert sum(c["sent"] for c in counts) == 24
     with app.state.sessionmaker() as db:
@@ -117,7 +119,7 @@ def test_two_dispatchers_claiming_at_once_send_each_notice_once(app, empty_book)
     assert sum(claimers.values()) == 24
 
 
-def test_the_immediate_path_and_the_scheduler_cannot_both_take_a_notice(app, empty_book):
+def test_the_backends_worker_and_the_scheduler_cannot_both_take_a_notice(app, empty_book):
     due_loan(empty_book)
     plan(app)
     n = the_notice(app)
@@ -146,6 +148,9 @@ class Dies:
     def find(self, *args):
         return self.sender.find(*args)
 
+    def look(self, *args):
+        return self.sender.look(*args)
+
 
 @pytest.mark.parametrize("died", ["after_the_call", "before_the_call"])
 def test_a_notice_left_sending_by_a_dead_dispatcher_is_resolved_through_the_tracker(app, empty_book, fake, died):
@@ -168,12 +173,14 @@ def test_a_notice_left_sending_by_a_dead_dispatcher_is_resolved_through_the_trac
     if died == "after_the_call":  # Rasa had it: marked sent, not sent again
         assert requests[1:] == []
         assert outcomes(app, n) == ["sent"]
-    else:  # Rasa never saw it: sent now, once
-        assert [r.path.rsplit("/", 1)[1] for r in requests[1:]] == ["trigger_intent"]
-        assert requests[1].json["entities"] == {"notice_id": n.notice_id, "kind": "due_in_3_days"}
+    else:  # Rasa never saw it: sent now, once (the tracker read again just before)
+        # the tracker read again, the new conversation's session opened, the notice
+        assert [(r.method, r.path.rsplit("/", 1)[1], r.is_delivery) for r in requests[1:]] == [
+            ("GET", "tracker", False), ("POST", "events", False), ("POST", "events", True)]
+        assert requests[-1].json[0]["metadata"] == {"notice_id": n.notice_id, "kind": "due_in_3_days"}
     n = the_notice(app)
     assert (n.status.value, n.claimed_by, local(n.sent_at)) == ("sent", "successor", T8 + timedelta(seconds=121))
-    assert len([e for e in fake.trackers[f"sms:{cust.sms_id}"] if e["event"] == "user"]) == 1
+    assert len([e for e in fake.trackers[f"sms:{cust.sms_id}"] if e["event"] == "bot"]) == 1
 
 
 def test_rasa_answering_after_the_timeout_is_not_sent_twice(app, empty_book, fake):
@@ -201,41 +208,29 @@ def test_a_decision_stored_in_a_paused_conversation_is_sent_again_after_the_hand
         notice = decisions.record(db, ctx, OutreachKind.plan_decision, "test:plan", cust.id, None, {
             "reference": "RP20261207-0001", "conversation": f"sms:{cust.sms_id}", "channel": "sms",
             "entity_type": "plan_request", "entity_id": 1})
+        outbox.queue(db, notice, f"sms:{cust.sms_id}", "sms", "决定通知", [], T8)  # saved with the decision
         db.commit()
     fake.paused = True  # staff hold the conversation (Rasa says so; no case in the backend)
     assert dispatch(app, ctx) == Counter({"deferred": 1})
     fake.paused = False
     clock.advance(minutes=30)
     assert dispatch(app, ctx) == Counter({"sent": 1})
-    assert len(triggers(fake)) == 2  # the first was stored but never acted on
+    assert len(triggers(fake)) == 1  # nothing was appended while staff held the conversation
     assert outcomes(app, notice) == ["deferred:handoff", "sent"]
 
 
 def test_the_tracker_check_reads_rasa_events():
-    """Delivered only when the bot said something after the notice (the send and the recovery alike)."""
+    """Delivered only when the tracker holds a bot message carrying the notice id (the send and the
+    recovery alike)."""
     nid = "5b8f0d0e-0000-4000-8000-000000000001"
-    user = {"event": "user", "parse_data": {"intent": {"name": "EXTERNAL_due_reminder"},
-                                            "entities": [{"entity": "notice_id", "value": nid}]}}
-    action = {"event": "action", "name": "action_outreach_notice"}
-    listen = {"event": "action", "name": "action_listen"}
-    acted = [user, action, {"event": "bot", "text": "您好"}, listen]
-    assert find_notice(acted, nid) == "delivered"
-    buttons = {"event": "bot", "text": None, "data": {"buttons": [{"title": "好的"}], "image": None}}
-    assert find_notice([user, action, buttons], nid) == "delivered"
-    # the action ran and said nothing (backend unreachable, already paid): not delivered
-    assert find_notice([user, action, listen], nid) == "no_reply"
-    empty = {"event": "bot", "text": "", "data": {"elements": None, "buttons": None}}
-    assert find_notice([user, action, empty, listen], nid) == "no_reply"
-    assert find_notice([user, action, listen, {"event": "user", "text": "hi"}, {"event": "bot", "text": "在"}],
-                       nid) == "no_reply"  # a bot message after the borrower's next message is not about it
-    # stored, nothing ran (paused for staff)
-    assert find_notice([user, listen], nid) == "paused"
-    assert find_notice([user, {"event": "user", "parse_data": {}}, {"event": "bot", "text": "x"}], nid) == "paused"
-    # sent again after a silent attempt: delivered if any of its triggers got a message
-    assert find_notice([user, action, listen, *acted], nid) == "delivered"
-    assert find_notice(acted, "another") is None
-    other_intent = dict(user, parse_data={"intent": {"name": "greet"}, "entities": user["parse_data"]["entities"]})
-    assert find_notice([other_intent, {"event": "bot", "text": "x"}], nid) is None
+    said = {"event": "bot", "text": "您好", "metadata": {"notice_id": nid, "kind": "due_in_3_days"}}
+    assert find_notice([{"event": "user", "text": "hi"}, said], nid) == "delivered"
+    buttons = {"event": "bot", "text": None, "data": {"buttons": [{"title": "好的"}]}, "metadata": {"notice_id": nid}}
+    assert find_notice([buttons], nid) == "delivered"
+    assert find_notice([dict(said, text="")], nid) is None  # nothing said
+    assert find_notice([dict(said, metadata={"notice_id": "another"})], nid) is None
+    assert find_notice([{"event": "bot", "text": "您好"}], nid) is None  # a bot message about something else
+    assert find_notice([{"event": "slot", "name": "pending_notice", "value": nid}], nid) is None
 
 
 # --------------------------------------------------------------------------- the bot saying nothing
@@ -243,7 +238,7 @@ def test_the_tracker_check_reads_rasa_events():
 def test_rasa_answering_200_without_a_bot_message_is_retried_not_sent(app, empty_book, fake):
     cust, _ = due_loan(empty_book)
     plan(app)
-    fake.silent = True  # the action runs, the bot says nothing (e.g. it could not reach the backend)
+    fake.silent = True  # Rasa answers 200 but keeps no bot message
     clock = ManualClock(T8)
     ctx = ctx_for(app, clock, RasaSender(RasaClient(fake.url, TOKEN)))
     assert dispatch(app, ctx) == Counter({"retry": 1})
@@ -253,7 +248,7 @@ def test_rasa_answering_200_without_a_bot_message_is_retried_not_sent(app, empty
     fake.silent = False
     clock.advance(minutes=1)
     assert dispatch(app, ctx) == Counter({"sent": 1})
-    assert len(triggers(fake)) == 2  # asked again: the first time nothing reached the borrower
+    assert len(triggers(fake)) == 2  # sent again: the first time nothing reached the borrower
     assert outcomes(app, n) == ["no_reply", "retry_scheduled", "sent"]
     events = fake.trackers[f"sms:{cust.sms_id}"]
     assert [e["event"] for e in events].count("bot") == 1 and find_notice(events, n.notice_id) == "delivered"
@@ -286,15 +281,18 @@ def test_a_bot_that_never_answers_is_a_counted_permanent_failure(app, empty_book
 def test_the_tracker_is_read_when_rasas_answer_does_not_show_the_notice(app, empty_book, fake):
     due_loan(empty_book)
     plan(app)
-    fake.bare_answer = True  # trigger_intent answers a tracker without events
+    fake.bare_answer = True  # Rasa answers a tracker without events
     ctx = ctx_for(app, ManualClock(T8), RasaSender(RasaClient(fake.url, TOKEN)))
+    fake.take()
     assert dispatch(app, ctx) == Counter({"sent": 1})
-    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in fake.take()] == [("POST", "trigger_intent"), ("GET", "tracker")]
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in fake.take() if r.method == "GET" or r.is_delivery] == [
+        ("GET", "tracker"), ("POST", "events"), ("GET", "tracker")]
     fake.silent = True  # and read there: the bot said nothing
     due_loan(empty_book)
     plan(app)
     assert dispatch(app, ctx) == Counter({"retry": 1})
-    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in fake.take()] == [("POST", "trigger_intent"), ("GET", "tracker")]
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in fake.take() if r.method == "GET" or r.is_delivery] == [
+        ("GET", "tracker"), ("POST", "events"), ("GET", "tracker")]
 
 
 @pytest.mark.parametrize("silent_before", [True, False])
@@ -311,7 +309,7 @@ def test_recovery_after_a_crash_uses_the_same_test_a_bot_message(app, empty_book
     fake.take()
     clock.advance(seconds=121)
     assert dispatch(app, ctx_for(app, clock, rasa, "successor")) == Counter({"recovered": 1, "sent": 1})
-    sent_again = [r for r in fake.take() if r.path.endswith("/trigger_intent")]
+    sent_again = [r for r in fake.take() if r.is_delivery]
     assert len(sent_again) == (1 if silent_before else 0)
     n = the_notice(app)
     assert outcomes(app, n) == ["sent"] and n.status.value == "sent"

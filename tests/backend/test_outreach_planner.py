@@ -232,10 +232,10 @@ def test_restructured_loans_get_reminders_settled_ones_do_not(app, empty_book):
 
 
 def test_a_book_of_2000_loans_plans_quickly(app, empty_book):
-    """Set-based: a couple of SELECTs per kind and bulk inserts (the 100,000-loan figure: scheduler.bench)."""
+    """Set-based: a couple of SELECTs per kind and bulk inserts (the 100,000-loan figure: bench.book)."""
     import time
 
-    from scheduler.bench import generate_book
+    from bench.book import generate_book
 
     with app.state.sessionmaker() as db:
         generate_book(db, 2000, DAY, seed=7)

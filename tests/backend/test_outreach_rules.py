@@ -21,7 +21,7 @@ from backend.models import (
     PromiseStatus, PromiseToPay,
 )
 from backend.core.config import Settings, effective_rules
-from backend.services.outreach import dispatcher, planner
+from backend.services.outreach import dispatcher, kinds, outbox, planner
 from backend.services.outreach.context import Outreach
 from backend.services.outreach.summary import summary
 from testkit import ManualClock, RecordingSender, local, set_customer, set_identity, shanghai
@@ -83,8 +83,11 @@ class Env:
                            extra.pop("payload", {}), **extra)
         with self.sessions() as db:
             planner.insert_new(db, [row])
+            notice = db.scalar(select(OutreachNotice).where(OutreachNotice.dedupe_key == key))
+            if kind in kinds.DECISIONS and notice.payload.get("conversation"):  # its message, as a decision saves it
+                outbox.queue(db, notice, notice.payload["conversation"], notice.payload["channel"], "决定通知", [], now)
             db.commit()
-            return db.scalar(select(OutreachNotice.id).where(OutreachNotice.dedupe_key == key))
+            return notice.id
 
 
 @pytest.fixture
@@ -148,10 +151,13 @@ def test_one_automated_notice_a_day_the_most_serious_first(env):
 
 def test_three_automated_notices_in_seven_days(env):
     cust = env.book.customer()
+    loan = loan_due(env, cust, date(2026, 12, 24))  # an unpaid instalment the reminders can name
+    due = {"due_date": loan.rows[0].due_date.isoformat()}
     ids = []
     for day in (7, 8, 9, 10):
         env.at(2026, 12, day, 8)
-        ids.append(env.add(OutreachKind.due_in_3_days, cust.id, f"test:week:{day}", valid_days=14))
+        ids.append(env.add(OutreachKind.due_in_3_days, cust.id, f"test:week:{day}", valid_days=14,
+                           loan_id=loan.id, seq=1, payload=due))
         env.dispatch()
     with env.sessions() as db:
         sent = [local(n.sent_at).day for n in db.scalars(select(OutreachNotice).where(
@@ -494,7 +500,7 @@ def test_rasa_paused_for_staff_counts_as_not_delivered(env):
     cust = env.book.customer()
     loan_due(env, cust, date(2026, 12, 10))
     env.sender.paused = True
-    assert env.day(2026, 12, 7, 8) == [("due_in_3_days", "sms", sms(cust))]  # Rasa took it, the bot said nothing
+    assert env.day(2026, 12, 7, 8) == []  # the tracker says staff hold it: nothing is appended
     n = env.one()
     assert (n.status.value, n.last_error) == ("skipped", "handoff")
     assert env.log(n) == [("12-07 08:00", "suppressed:handoff", "sms")]

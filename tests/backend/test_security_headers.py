@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from backend.cli import migrate
 from backend.core.config import PUBLISHED_DEV_SECRETS, InsecureConfiguration, Settings
 from backend.main import create_app
-from bot.settings import SECRET_NAME, published_values
+from bot.settings import MUST_BE_EMPTY_IN_PRODUCTION, SECRET_NAME, published_values
 
 FOREIGN_ORIGIN = "https://attacker.example"
 PAGES = ("/chat", "/console/login", "/console", "/health", "/static/chat.js", "/static/console.js")
@@ -32,6 +32,8 @@ def fresh_secrets() -> dict[str, str]:
     out = {alias: key() for alias in secret_aliases()}
     out["BACKEND_API_KEYS"] = f"actions:{key()},scheduler:{key()}"
     out["TWILIO_AUTH_TOKEN"] = ""
+    for alias in MUST_BE_EMPTY_IN_PRODUCTION:  # CONSOLE_DEMO_PASSWORD: no demo accounts in production
+        out[alias] = ""
     return out
 
 
@@ -165,6 +167,12 @@ def test_production_refuses_a_published_or_missing_secret(alias):
     published = set(PUBLISHED_DEV_SECRETS.get(alias, ())) | {published_values().get(alias, "")}
     published |= {str(f.default) for f in Settings.model_fields.values() if f.alias == alias}
     published.discard("")
+    if alias in MUST_BE_EMPTY_IN_PRODUCTION:  # empty is the only accepted value
+        Settings(APP_ENV="production", **{**good, alias: ""})
+        for value in sorted(published) + [good["OTP_HASH_SECRET"]]:
+            with pytest.raises(InsecureConfiguration, match=f"{alias} must be empty"):
+                Settings(APP_ENV="production", **{**good, alias: value})
+        return
     if not published:  # an optional secret (TWILIO_AUTH_TOKEN): empty is allowed, unless used
         Settings(APP_ENV="production", **{**good, alias: ""})
         if alias == "TWILIO_AUTH_TOKEN":

@@ -251,25 +251,36 @@ def console_sign_in(app, username: str, password: str) -> TestClient:
 # ---- outreach (backend.services.outreach): a recording sender, a clean book, identity set-up
 
 class RecordingSender:
-    """A Sender for service-level tests: records every call instead of reaching Rasa. ``fail`` makes
-    calls fail with that error code; ``paused`` answers as for a conversation paused for staff. What
-    it delivered is its "tracker", which find() reads."""
+    """A Sender for service-level tests: records every delivery, (conversation, channel, text, marker
+    {"notice_id", "kind"}), instead of reaching Rasa. ``fail`` makes calls fail with that error code;
+    ``paused`` answers as for a conversation paused for staff; ``slots`` are the conversations' slots
+    (e.g. contact_confirmed). What it delivered is its "tracker", which find() and look() read."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str, dict]] = []
+        self.events: list[tuple[str, list]] = []  # (conversation, the events sent before each text)
         self.fail: str | None = None
         self.paused = False
+        self.slots: dict[str, dict] = {}
         self.delivered: dict[str, str] = {}  # notice_id -> conversation
 
-    def send(self, conversation: str, channel: str, intent: str, entities: dict):
+    def look(self, conversation: str):
+        from backend.services.outreach.sender import Conversation
+
+        said = [{"event": "bot", "text": "...", "metadata": {"notice_id": n}}
+                for n, conv in self.delivered.items() if conv == conversation]
+        return Conversation(self.paused, dict(self.slots.get(conversation, {})), said)
+
+    def send(self, conversation: str, channel: str, text: str, events: list, marker: dict):
         from backend.services.outreach.sender import SendResult
 
-        self.calls.append((conversation, channel, intent, dict(entities)))
+        self.calls.append((conversation, channel, text, dict(marker)))
+        self.events.append((conversation, list(events)))
         if self.fail:
             return SendResult(error=self.fail, uncertain=True)
         if self.paused:
             return SendResult(paused=True)
-        self.delivered[entities["notice_id"]] = conversation
+        self.delivered[marker["notice_id"]] = conversation
         return SendResult()
 
     def find(self, conversation: str, notice_id: str):
@@ -284,7 +295,7 @@ class RecordingSender:
 
 # Child tables first: what wipe() empties so an outreach test sees only its own book.
 _BOOK_TABLES = (
-    "outreach_attempts", "outreach_notices", "scheduler_leases", "settlement_intents", "plan_requests",
+    "outbox_messages", "outreach_attempts", "outreach_notices", "scheduler_leases", "settlement_intents", "plan_requests",
     "promises_to_pay", "handoff_notes", "handoff_cases", "complaint_events", "complaint_tickets",
     "conversation_sessions", "otp_challenges", "payments", "instalments", "loans", "channel_identities",
     "customers",
@@ -334,7 +345,10 @@ class StaffDesk:
     ``act`` takes a decision in the shape the removed /api/v1 staff routes took it (staff named in the
     body) and makes it through the console, so the tests of the rules behind them stay as they were.
     Closing a case is the console's hand-back, which resumes the conversation in Rasa first: the desk
-    brings a fake Rasa for it (``rasa``, started on first use). ``StaffDesk.of(app)``: the app's desk."""
+    brings a fake Rasa for it (``rasa``, started on first use). ``StaffDesk.of(app)``: the app's desk.
+    After each decision the backend's outbox worker takes a round (backend.services.outreach.worker, a
+    thread in the running app; none in the tests' app), as it would a moment later (``deliver``: False
+    to leave it to the test)."""
 
     PASSWORD = "desk-test-pass-1"
 
@@ -342,6 +356,7 @@ class StaffDesk:
         self.app = app
         self._clients: dict[str, TestClient] = {}
         self._rasa = None
+        self.deliver = True
 
     @classmethod
     def of(cls, app) -> "StaffDesk":
@@ -403,6 +418,10 @@ class StaffDesk:
             db.execute(AuditLog.__table__.delete().where(
                 AuditLog.id > before, AuditLog.action.in_(("staff.created", "staff.login", "staff.session_expired"))))
             db.commit()
+        if self.deliver and resp.status_code < 400:
+            from backend.services.outreach import worker
+
+            worker.run_once(self.app)
         return resp
 
     def _with_rasa(self, call):

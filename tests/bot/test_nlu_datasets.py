@@ -2,7 +2,6 @@
 cross-source evaluation's arithmetic (scripts/cross_source_eval.py)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,9 @@ pytest.importorskip("rasa")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 from bot.nlu.datasets import HANDWRITTEN, NLU_DIR, REAL_DIR, REVIEWED, annotate, family_of, load_examples  # noqa: E402
-from cross_source_eval import PAIRS, fallback_mask, scores  # noqa: E402
+from scripts.cross_source_eval import PAIRS, fallback_mask, scores  # noqa: E402
 
 
 def test_families_come_from_the_file_a_example_lives_in():

@@ -95,8 +95,12 @@ def test_channels_come_from_the_sender_id():
         "web", "wechat", "sms", "other", "other", "other"]
 
 
-def test_the_rule_is_read_from_business_yml():
+def test_the_rule_is_the_one_the_backend_serves(served_rules):
+    """bot/rules.py (here tests/data/bot_rules.json, what the backend serves for the shipped
+    config/business.yml, which says the same)."""
     section = yaml.safe_load((ROOT / "config" / "business.yml").read_text(encoding="utf-8"))["nlu_review"]
+    assert review_rules() == {"review_below": float(served_rules["nlu_review"]["review_below"]),
+                              "max_text_chars": int(served_rules["nlu_review"]["max_text_chars"])}
     assert review_rules() == {"review_below": float(section["review_below"]),
                               "max_text_chars": int(section["max_text_chars"])}
     assert review_rules() == {"review_below": 0.7, "max_text_chars": 500}

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from channels import guard
-from channels.backend import seg
+from bot.backend import seg
 
 
 @pytest.mark.parametrize("sender", [

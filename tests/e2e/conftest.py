@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -15,8 +14,6 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scripts.stack import APP_PY, BOT_PY, Stack  # noqa: E402
 
@@ -62,7 +59,6 @@ class RunningStack:
 
     def db(self):
         """The stack's database, personal numbers shown decrypted (tests/e2e/pii_db.py)."""
-        import sqlite3
 
         from pii_db import connect
 
@@ -147,9 +143,9 @@ def plan_notice(stack: RunningStack, cid: int, loan_id: int, kind: str = "overdu
     return notice_id
 
 
-def trigger(stack: RunningStack, sender: str, notice_id: str, intent: str = "EXTERNAL_overdue_notice") -> str:
-    r = httpx.post(f"{stack.rasa_url}/conversations/{sender}/trigger_intent",
-                   params={"token": stack.env["RASA_API_TOKEN"], "output_channel": "latest"},
-                   json={"name": intent, "entities": {"notice_id": notice_id}}, timeout=60)
-    r.raise_for_status()
-    return "\n".join(m.get("text", "") for m in r.json().get("messages", []))
+def trigger(stack: RunningStack, sender: str, notice_id: str) -> str:
+    """Deliver the notice in the conversation now, as the backend words and sends it (no contact rules:
+    tests/e2e/deliver_notice.py); what the borrower reads."""
+    out = subprocess.run([APP_PY, "-m", "tests.e2e.deliver_notice", notice_id, sender], cwd=ROOT, env=stack.env,
+                         check=True, capture_output=True, text=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])["text"]

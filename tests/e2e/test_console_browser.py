@@ -4,13 +4,11 @@ borrower sees the reply live, staff hand the conversation back, the borrower rat
 dashboard counts it. Screenshots of the console and the dashboard go to reports/."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from console_client import ConsoleUser  # noqa: E402
 from webchat_page import ask, borrower, page_sender, say, sign_in  # noqa: E402
 

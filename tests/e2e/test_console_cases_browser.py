@@ -18,7 +18,6 @@ and reports/console-complaints.png.
 from __future__ import annotations
 
 import re
-import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +25,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_console_browser import console_sign_in  # noqa: E402
 
 pytestmark = pytest.mark.e2e

@@ -14,17 +14,14 @@ import json
 import random
 import re
 import sqlite3
-import sys
 import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tests.e2e.conftest import RunningStack, plan_notice, trigger  # noqa: E402
 from tests.e2e.conversations import suite  # noqa: E402
 

@@ -8,14 +8,11 @@ tests/channels/test_console_channels.py.
 """
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from console_client import ConsoleUser  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +40,7 @@ def tracker(stack, sender: str) -> list[dict]:
 
 
 def expected_wait_text(case: dict, created: dict) -> str:
-    """The bot's promise, as config/knowledge_base.yml words it for the live queue."""
+    """The bot's promise, as texts/zh/knowledge.yml words it for the live queue."""
     if created["staffed"]:
         ahead = created["position"] - 1
         queue = f"您前面还有{ahead}位客户在等待，" if ahead else ""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +25,6 @@ import httpx
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from console_client import ConsoleUser  # noqa: E402
 from test_console_browser import console_sign_in  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Proactive outreach end to end: the real scheduler process plans the day's notices from the demo
-loan book and delivers them through the real Rasa (trigger_intent → action server → backend) to
-the borrower's channel: SMS to the development outbox, the web chat to a signed-in browser. Each
+loan book, words them and delivers them through the real Rasa (a bot message appended to the
+conversation's tracker, sent on the borrower's channel): SMS to the development outbox, the web chat to a signed-in browser. Each
 notice arrives once, also across a scheduler restart, and the borrower's reply lands in context.
 
 Its own stack (not the shared one), so that notices do not reach other tests' conversations. The
@@ -9,18 +9,15 @@ the tests run; the window itself is tested in tests/backend/test_outreach_rules.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-import sys
 import time
 from collections import Counter
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tests.e2e.conftest import ROOT, running_stack  # noqa: E402
 from scripts.stack import APP_PY  # noqa: E402
 from test_workflows import cn_day, today, yuan  # noqa: E402
@@ -75,9 +72,9 @@ def tracker(stack, sender: str) -> list[dict]:
 
 
 def notice_ids_in(events: list[dict]) -> list[str]:
-    return [e2["value"] for e in events if e["event"] == "user" and str((e.get("parse_data") or {}).get(
-        "intent", {}).get("name", "")).startswith("EXTERNAL_") for e2 in (e.get("parse_data") or {}).get("entities", [])
-            if e2.get("entity") == "notice_id"]
+    """The notices the backend delivered in the conversation (bot messages carrying their notice id)."""
+    return [(e.get("metadata") or {})["notice_id"] for e in events
+            if e["event"] == "bot" and (e.get("metadata") or {}).get("notice_id")]
 
 
 def outbox(stack) -> list[dict]:

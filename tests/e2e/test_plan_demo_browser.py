@@ -4,12 +4,10 @@ it; the approval arrives in the open chat by itself; 「这个月还多少」 th
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from console_client import ConsoleUser  # noqa: E402
 from test_workflows import cn_day  # noqa: E402
 from webchat_page import ask, sign_in, yuan  # noqa: E402

@@ -4,12 +4,9 @@ SMS the assistant asks 「请问您是X**本人吗？」 and reads 「是」「�
 question's context ends with the borrower's next message."""
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tests.e2e.conftest import RunningStack, plan_notice, trigger  # noqa: E402
 from test_workflows import yuan  # noqa: E402
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from pathlib import Path
 
 import httpx
@@ -12,7 +11,6 @@ import jwt
 import pytest
 import socketio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from webchat_page import ask, borrower, page_sender, sign_in, yuan  # noqa: E402
 
 pytestmark = pytest.mark.e2e

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import sys
+import time
 import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from console_client import ConsoleUser  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -70,6 +68,21 @@ def active_loop(stack, sender: str) -> str | None:
 
 def last_bot_texts(stack, sender: str, n: int = 3) -> str:
     return "\n".join(e.get("text") or "" for e in [e for e in tracker(stack, sender) if e["event"] == "bot"][-n:])
+
+
+def told_after(stack, sender: str, before: int, timeout: float = 15.0) -> str:
+    """The bot's newest message once there is one after the ``before`` first: a decision is delivered by
+    the backend's outbox worker within a second or so of the staff request (not during it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        said = [e.get("text") or "" for e in tracker(stack, sender) if e["event"] == "bot"]
+        if len(said) > before or time.monotonic() > deadline:
+            return said[-1] if said else ""
+        time.sleep(0.3)
+
+
+def bot_count(stack, sender: str) -> int:
+    return len([e for e in tracker(stack, sender) if e["event"] == "bot"])
 
 
 def plan_rows(stack, cid: int) -> list[tuple]:
@@ -129,10 +142,11 @@ def test_twelve_month_plan_quoted_confirmed_approved_and_the_new_schedule_answer
     # decision is told on the borrower's channel (here the tracker: the REST channel has no push).
     agent = console(stack, "supervisor1")
     agent.post(f"/plans/{reference}/review")
+    before = bot_count(stack, sender)
     agent.post(f"/plans/{reference}/approve", json={"note": "收入证明已核实"})
     approved = stack.backend(f"/plan-requests/{reference}").json()
     aq = approved["approved_quote"]
-    told = last_bot_texts(stack, sender, 1)
+    told = told_after(stack, sender, before)
     assert told == (f"您的还款计划申请（编号 {reference}）已审核通过。新的还款计划已生效：共 12 期，首期 "
                     f"{cn_day(aq['first_due_date'])} 应还 {yuan(aq['monthly_amount'])}。请按新计划按时还款，"
                     "如有疑问回复「转人工」。")
@@ -261,8 +275,9 @@ def test_collection_complaint_gets_a_reference_deadline_priority_pause_and_statu
     assert f"您的投诉（编号 {ref}，催收方式）目前状态：已受理" in status
 
     # Staff start working it: the borrower is told.
+    before = bot_count(stack, sender)
     console(stack).post(f"/complaints/{ref}/start")
-    assert f"您的投诉（编号 {ref}）有新进展" in last_bot_texts(stack, sender, 1)
+    assert f"您的投诉（编号 {ref}）有新进展" in told_after(stack, sender, before)
 
     # The same topic again within 7 days is added to the open ticket, not duplicated.
     stack.texts(sender, "我要投诉催收，今天又来骚扰我了")

@@ -15,18 +15,26 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 
+import texts
 from backend.api.console_deps import COOKIE, Staff, StaffWrite
 from backend.api.deps import DB, PathId, Rasa, Rules, Today
+from backend.console_schemas import (
+    CannedReplyOut, CaseDetailOut, ComplaintListOut, ConsoleComplaintOut, DashboardOut, PlanDetailOut, PlanListOut,
+    QueueOut, StaffMemberOut, TranscriptOut,
+)
 from backend.core.errors import AppError
 from backend.models import ComplaintStatus, PlanStatus, PlanType
-from backend.plan_schemas import PlanStatusName, PlanTypeName
-from backend.schemas import ComplaintStatusName
+from backend.models.enums import label_table
+from backend.plan_schemas import PlanRequestOut, PlanStatusName, PlanTypeName
+from backend.schemas import ComplaintDetailOut, ComplaintStatusName, HandoffNoteOut, HandoffOut
 from backend.services import audit, complaints, console, handoff, notices, plans, staff
 from backend.services.dashboard import dashboard
 from backend.services.rasa_api import RasaUnavailable
 
 router = APIRouter(tags=["console"], include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates" / "console")
+# Every page embeds the Chinese labels of the enums (texts/zh/labels.yml); the scripts show those, never raw values.
+templates.env.globals["labels"] = label_table()
 LOGIN_CSRF = "console_login_csrf"
 
 
@@ -59,7 +67,7 @@ def login(request: Request, db: DB, rules: Rules, clock: Today, username: str = 
           password: str = Form(""), csrf: str = Form("")):
     expected = request.cookies.get(LOGIN_CSRF)
     if not expected or not secrets.compare_digest(expected, csrf):
-        return _login_page(request, "页面已过期，请重新登录", 403)
+        return _login_page(request, texts.text("errors.console.login_expired"), 403)
     try:
         user, token = staff.sign_in(db, rules, username, password, _client(request), clock.now())
     except AppError as exc:
@@ -174,17 +182,17 @@ class ResolveIn(BaseModel):
 def _text(value: str) -> str:
     value = value.strip()
     if not value:
-        raise AppError(422, "empty", "内容不能为空", "Text must not be blank")
+        raise AppError(422, "empty", texts.text("errors.empty_text"), "Text must not be blank")
     return value
 
 
-@router.get("/console/api/queue")
+@router.get("/console/api/queue", response_model=QueueOut)
 def api_queue(db: DB, rules: Rules, clock: Today, session: Staff):
     return {"cases": [item.model_dump(mode="json") for item in handoff.queue(db, rules, clock.now())],
             "target_minutes": rules.handoff.first_response_target_minutes}
 
 
-@router.get("/console/api/cases/{case_id}")
+@router.get("/console/api/cases/{case_id}", response_model=CaseDetailOut, response_model_exclude_unset=True)
 def api_case(case_id: PathId, db: DB, rules: Rules, clock: Today, session: Staff, rasa: Rasa):
     case = console.viewable_case(db, session, case_id)
     audit.record(db, session.staff.username, "handoff.viewed", "handoff_case", case.id, customer_id=case.customer_id)
@@ -201,69 +209,70 @@ def api_case(case_id: PathId, db: DB, rules: Rules, clock: Today, session: Staff
     }
 
 
-@router.get("/console/api/cases/{case_id}/transcript")
+@router.get("/console/api/cases/{case_id}/transcript", response_model=TranscriptOut,
+            response_model_exclude_unset=True)
 def api_transcript(case_id: PathId, db: DB, rules: Rules, session: Staff, rasa: Rasa):
     case = console.viewable_case(db, session, case_id)
     return {"status": case.status.value, "assigned_to": case.assigned_to,
             "transcript": console.transcript(rasa.events(case.conversation), handoff._tz(rules))}
 
 
-@router.post("/console/api/cases/{case_id}/claim")
+@router.post("/console/api/cases/{case_id}/claim", response_model=HandoffOut)
 def api_claim(case_id: PathId, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     case = handoff.claim(db, rules, case_id, session.staff.username, clock.now(), "console")
     return handoff.case_out(case, rules).model_dump(mode="json")
 
 
-@router.post("/console/api/cases/{case_id}/reassign")
+@router.post("/console/api/cases/{case_id}/reassign", response_model=HandoffOut)
 def api_reassign(case_id: PathId, data: StaffIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     if data.staff not in {u for u, _, _ in staff.staff_names(db)}:
-        raise AppError(422, "unknown_staff", "没有这个客服账号", "No such staff member")
+        raise AppError(422, "unknown_staff", texts.text("errors.console.unknown_staff"), "No such staff member")
     case = handoff.reassign(db, rules, case_id, data.staff, session.staff.username, session.staff.role.value,
                             clock.now(), "console")
     return handoff.case_out(case, rules).model_dump(mode="json")
 
 
-@router.post("/console/api/cases/{case_id}/reply")
+@router.post("/console/api/cases/{case_id}/reply", response_model=HandoffOut)
 def api_reply(case_id: PathId, data: TextIn, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
     case = console.reply(db, rules, rasa, session, case_id, _text(data.text), clock.now())
     return handoff.case_out(case, rules).model_dump(mode="json")
 
 
-@router.post("/console/api/cases/{case_id}/notes", status_code=201)
+@router.post("/console/api/cases/{case_id}/notes", response_model=HandoffNoteOut, status_code=201)
 def api_note(case_id: PathId, data: TextIn, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     console.viewable_case(db, session, case_id)
     note = handoff.add_note(db, rules, case_id, session.staff.username, _text(data.text), clock.now(), "console")
     return handoff.note_out(note, rules).model_dump(mode="json")
 
 
-@router.post("/console/api/cases/{case_id}/hand-back")
+@router.post("/console/api/cases/{case_id}/hand-back", response_model=HandoffOut)
 def api_hand_back(case_id: PathId, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
     case = console.hand_back(db, rules, rasa, session, case_id, clock.now())
     return handoff.case_out(case, rules).model_dump(mode="json")
 
 
-@router.get("/console/api/staff")
+@router.get("/console/api/staff", response_model=list[StaffMemberOut])
 def api_staff(db: DB, session: Staff):
     return [{"username": u, "name": d, "role": r} for u, d, r in staff.staff_names(db)]
 
 
-@router.get("/console/api/canned")
+@router.get("/console/api/canned", response_model=list[CannedReplyOut])
 def api_canned(db: DB, session: Staff):
     return [{"id": r.id, "title": r.title, "text": r.text} for r in console.canned_replies(db)]
 
 
-@router.post("/console/api/canned", status_code=201)
+@router.post("/console/api/canned", response_model=CannedReplyOut, status_code=201)
 def api_canned_add(data: CannedIn, db: DB, session: StaffWrite):
     r = console.add_canned_reply(db, session, _text(data.title), _text(data.text))
     return {"id": r.id, "title": r.title, "text": r.text}
 
 
-@router.delete("/console/api/canned/{reply_id}", status_code=204)
+@router.delete("/console/api/canned/{reply_id}", status_code=204, response_model=None)
 def api_canned_delete(reply_id: PathId, db: DB, session: StaffWrite):
     console.delete_canned_reply(db, session, reply_id)
 
 
-@router.get("/console/api/dashboard")
+@router.get("/console/api/dashboard", response_model=DashboardOut)
 def api_dashboard(db: DB, rules: Rules, clock: Today, session: Staff):
     return dashboard(db, rules, clock.now())
 
@@ -273,7 +282,7 @@ def api_dashboard(db: DB, rules: Rules, clock: Today, session: Staff):
 # the supervisor limit, the states and the reasons, and writes the audit log. Decisions are then
 # told to the borrower (backend.services.notices), as through the service API.
 
-@router.get("/console/api/plans")
+@router.get("/console/api/plans", response_model=PlanListOut)
 def api_plans(db: DB, rules: Rules, session: Staff,
               status: Annotated[list[PlanStatusName] | None, Query()] = None,
               plan_type: PlanTypeName | None = None, needs_staff_review: bool | None = None):
@@ -282,12 +291,12 @@ def api_plans(db: DB, rules: Rules, session: Staff,
             "supervisor_approval_above": str(rules.repayment_plans.supervisor_approval_above)}
 
 
-@router.get("/console/api/plans/{reference}")
+@router.get("/console/api/plans/{reference}", response_model=PlanDetailOut)
 def api_plan(reference: str, db: DB, rules: Rules, session: Staff):
     return console.plan_detail(db, rules, session, reference)
 
 
-@router.post("/console/api/plans/{reference}/review")
+@router.post("/console/api/plans/{reference}/review", response_model=PlanRequestOut)
 def api_plan_review(reference: str, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     req = plans.start_review(db, rules, reference, session.staff.username, clock.now(), "console")
     return plans.request_out(db, rules, req).model_dump(mode="json")
@@ -299,7 +308,7 @@ def _plan_told(db, rules, rasa, req, session) -> dict:
     return out
 
 
-@router.post("/console/api/plans/{reference}/approve")
+@router.post("/console/api/plans/{reference}/approve", response_model=PlanRequestOut)
 def api_plan_approve(reference: str, data: NoteIn | None = None, *, db: DB, rules: Rules, clock: Today,
                      session: StaffWrite, rasa: Rasa):
     data = data or NoteIn()
@@ -308,7 +317,7 @@ def api_plan_approve(reference: str, data: NoteIn | None = None, *, db: DB, rule
     return _plan_told(db, rules, rasa, req, session)
 
 
-@router.post("/console/api/plans/{reference}/reject")
+@router.post("/console/api/plans/{reference}/reject", response_model=PlanRequestOut)
 def api_plan_reject(reference: str, data: ReasonIn | None = None, *, db: DB, rules: Rules, clock: Today,
                     session: StaffWrite, rasa: Rasa):
     data = data or ReasonIn()
@@ -319,7 +328,7 @@ def api_plan_reject(reference: str, data: ReasonIn | None = None, *, db: DB, rul
 
 # --------------------------------------------------------------------------- complaint tickets
 
-@router.get("/console/api/complaints")
+@router.get("/console/api/complaints", response_model=ComplaintListOut)
 def api_complaints(db: DB, rules: Rules, clock: Today, session: Staff,
                    status: Annotated[list[ComplaintStatusName] | None, Query()] = None):
     return {"tickets": console.complaint_list(db, rules, clock.now(),
@@ -327,7 +336,7 @@ def api_complaints(db: DB, rules: Rules, clock: Today, session: Staff,
             "decision_days": rules.complaints.decision_days}
 
 
-@router.get("/console/api/complaints/{reference}")
+@router.get("/console/api/complaints/{reference}", response_model=ConsoleComplaintOut)
 def api_complaint(reference: str, db: DB, rules: Rules, clock: Today, session: Staff):
     return console.complaint_detail(db, rules, session, reference, clock.now())
 
@@ -343,13 +352,13 @@ def _ticket_told(db, rules, rasa, ticket, session) -> dict:
     return out
 
 
-@router.post("/console/api/complaints/{reference}/start")
+@router.post("/console/api/complaints/{reference}/start", response_model=ComplaintDetailOut)
 def api_complaint_start(reference: str, db: DB, rules: Rules, clock: Today, session: StaffWrite, rasa: Rasa):
     ticket = complaints.start(db, rules, reference, session.staff.username, clock.now(), "console")
     return _ticket_told(db, rules, rasa, ticket, session)
 
 
-@router.post("/console/api/complaints/{reference}/resolve")
+@router.post("/console/api/complaints/{reference}/resolve", response_model=ComplaintDetailOut)
 def api_complaint_resolve(reference: str, data: ResolveIn | None = None, *, db: DB, rules: Rules, clock: Today,
                           session: StaffWrite, rasa: Rasa):
     data = data or ResolveIn()
@@ -357,7 +366,7 @@ def api_complaint_resolve(reference: str, data: ResolveIn | None = None, *, db: 
     return _ticket_told(db, rules, rasa, ticket, session)
 
 
-@router.post("/console/api/complaints/{reference}/close")
+@router.post("/console/api/complaints/{reference}/close", response_model=ComplaintDetailOut)
 def api_complaint_close(reference: str, data: NoteIn | None = None, *, db: DB, rules: Rules, clock: Today,
                         session: StaffWrite, rasa: Rasa):
     data = data or NoteIn()
@@ -366,7 +375,7 @@ def api_complaint_close(reference: str, data: NoteIn | None = None, *, db: DB, r
     return _ticket_told(db, rules, rasa, ticket, session)
 
 
-@router.post("/console/api/complaints/{reference}/extend")
+@router.post("/console/api/complaints/{reference}/extend", response_model=ComplaintDetailOut)
 def api_complaint_extend(reference: str, data: ExtendIn | None = None, *, db: DB, rules: Rules, clock: Today,
                          session: StaffWrite, rasa: Rasa):
     data = data or ExtendIn()
@@ -375,7 +384,7 @@ def api_complaint_extend(reference: str, data: ExtendIn | None = None, *, db: DB
     return _ticket_told(db, rules, rasa, ticket, session)
 
 
-@router.post("/console/api/complaints/{reference}/clear-reminder-pause")
+@router.post("/console/api/complaints/{reference}/clear-reminder-pause", response_model=ComplaintDetailOut)
 def api_complaint_clear_pause(reference: str, db: DB, rules: Rules, clock: Today, session: StaffWrite):
     return _ticket(db, rules, complaints.clear_reminder_pause(db, rules, reference, session.staff.username,
                                                               clock.now(), "console"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+import texts
 from backend.api.deps import DB, ApiRoute, PathId, Rules, Scoped, Today
 from backend.core.errors import not_found
 from backend.schemas import HandoffCreatedOut, HandoffCsatIn, HandoffIn, HandoffOut, HandoffQueueItem
@@ -35,7 +36,7 @@ def handoff_queue(db: DB, rules: Rules, clock: Today, _: Scoped("staff:read")):
 def handoff_by_conversation(conversation: str, db: DB, rules: Rules, _: Caller):
     case = handoff.current_case(db, conversation)
     if case is None:
-        raise not_found("进行中的转人工工单", "Open handoff case")
+        raise not_found(texts.text("errors.things.open_handoff_case"), "Open handoff case")
     return handoff.case_out(case, rules)
 
 

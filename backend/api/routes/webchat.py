@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
+import texts
 from backend.api.deps import DB, Rules, Scoped, Today
 from backend.core.errors import AppError
 from backend.schemas import LoginOut, LoginStartIn, LoginVerifyIn
@@ -29,7 +30,9 @@ def login_start(data: LoginStartIn, request: Request, db: DB, rules: Rules, cloc
     result = verification.start_login(db, rules, request.app.state.sms_sender, data.phone, clock.now(),
                                       request.app.state.settings.otp_hash_secret)
     if result["status"] == "locked":
-        raise AppError(423, "locked", "尝试次数过多，请30分钟后再试", "Too many attempts; try again in 30 minutes")
+        minutes = rules.verification.lock_minutes
+        raise AppError(423, "locked", texts.text("errors.webchat.too_many_attempts", minutes=minutes),
+                       f"Too many attempts; try again in {minutes} minutes")
     return {"status": "sent", "expires_in": rules.verification.code_ttl_seconds}
 
 

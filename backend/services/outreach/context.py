@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from backend.core.clock import local
 from backend.core.config import BusinessRules, OutreachRules
 
-from .clock import local
 from .sender import Sender
 
 
@@ -24,6 +24,9 @@ class Outreach:
     # The real time (Clock.wall), for what the channels check on their own clock (WeChat's window);
     # None: the business clock (they are the same unless OUTREACH_DEMO_TIME shifts it).
     clock_wall: Callable[[], datetime] | None = None
+    # The business date the figures are computed for (Clock.today: APP_FROZEN_DATE pins it, as in the
+    # API); None: the business clock's date.
+    clock_today: Callable[[], date] | None = None
 
     @property
     def cfg(self) -> OutreachRules:
@@ -35,6 +38,9 @@ class Outreach:
 
     def now(self) -> datetime:
         return local(self.clock_now(), self.tz)
+
+    def today(self) -> date:
+        return self.clock_today() if self.clock_today else self.now().date()
 
     def wall(self) -> datetime:
         return local((self.clock_wall or self.clock_now)(), self.tz)

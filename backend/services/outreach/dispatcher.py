@@ -1,22 +1,26 @@
-"""Sending due notices, exactly once.
+"""Sending due notices, exactly once, through the outbox (backend.services.outreach.outbox).
 
-* Claim: a conditional UPDATE planned -> sending with a fresh claim token, so two dispatchers (two
-  scheduler processes, or the scheduler and the backend's immediate path) never both own a notice.
+* Claim: ids of due notices selected FOR UPDATE SKIP LOCKED on PostgreSQL, then a conditional UPDATE
+  planned -> sending with a fresh claim token (the guard on SQLite too), so two dispatchers (two
+  scheduler processes, or the scheduler and the backend's outbox worker) never both own a notice.
   The claim is committed before Rasa is called; no write lock is held while Rasa works.
-* Each claimed notice: the rules (backend.services.outreach.rules), a channel (routing), then the
-  conversation it goes to is committed, then Rasa is called, then the outcome is committed. Every
-  step writes an OutreachAttempt row.
+* Each claimed notice: the rules (backend.services.outreach.rules), a channel (routing), the
+  conversation's tracker (paused for staff? already delivered?), the message (a decision's, saved
+  with the decision; a scheduled notice's, rendered now: backend.services.outreach.render, with the
+  identity question first where outreach.identity_check asks for it), then the conversation it goes
+  to is committed, then the channel's sender appends it through Rasa's HTTP API, then the outcome is
+  committed. Every step writes an OutreachAttempt row.
 * A notice whose conversation is already set may have reached Rasa before (a timeout, a crash after
   the call): Rasa's tracker is asked first, and a delivered notice is marked sent, not sent again.
 * A notice left in "sending" for ``stale_sending_seconds`` (its dispatcher died) is re-claimed and
   goes through the same path.
-* Delivered means the bot said something: Rasa answering 200 is not enough. The tracker must show a
-  bot message after the notice's EXTERNAL_* event (sender.find_notice, the same test as the recovery
-  above); an action that said nothing is an attempt with outcome ``no_reply``.
-* Rasa failing, or the bot saying nothing: retry after retry_backoff_minutes (the rules are checked
-  again first: a loan paid meanwhile is skipped, not retried); after max_attempts failed attempts the
-  notice is a permanent failure (status failed, a warning in the log, counted in the summary), never
-  "sent".
+* Delivered means the tracker shows the bot message carrying the notice id (sender.find_notice, the
+  same test as the recovery above); a 200 without it is an attempt with outcome ``no_reply``.
+* Rasa failing: retry after retry_backoff_minutes (the rules are checked again first: a loan paid
+  meanwhile is skipped, not retried); after max_attempts failed attempts the notice is a permanent
+  failure (status failed, a warning in the log, counted in the summary), never "sent".
+* Decisions keep their audit rows: notice_sent, notice_deferred (the first time it has to wait),
+  notice_failed, by the staff member who decided and the way they did (the notice's payload).
 """
 from __future__ import annotations
 
@@ -27,18 +31,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.models import Channel, OutreachAttempt, OutreachNotice, OutreachStatus
+from backend.core.clock import local
+from backend.models import Channel, OutboxStatus, OutreachAttempt, OutreachKind, OutreachNotice, OutreachStatus
 from backend.services import audit
 
-from . import kinds, routing, rules
-from .clock import local
-from .context import Outreach, fresh
-from .sender import DELIVERED, NO_REPLY, SendFailed
+from . import kinds, outbox, render, routing, rules
+from .context import Outreach
+from .sender import DELIVERED, NO_REPLY, SendFailed, find_notice
 
 log = logging.getLogger(__name__)
+notice_log = logging.getLogger("backend.services.notices")  # what the decisions' notices did
 N = OutreachNotice
 
 
@@ -75,6 +80,12 @@ def _end(db: Session, notice: OutreachNotice, token: str, now: datetime, status:
     if not _update(db, notice, token, status=status, last_error=rule, **values):
         return False
     _attempt(db, notice, now, outcome, via, detail)
+    if status == OutreachStatus.sent:
+        outbox.finish(db, notice.id, OutboxStatus.sent, now)
+    elif status != OutreachStatus.planned:  # skipped, expired: its message is never sent
+        outbox.finish(db, notice.id, OutboxStatus.failed, now, rule)
+    elif status == OutreachStatus.planned:
+        outbox.finish(db, notice.id, OutboxStatus.queued, now, rule)
     return True
 
 
@@ -122,6 +133,7 @@ def _call_failed(db: Session, ctx: Outreach, notice: OutreachNotice, token: str,
     values = dict(status=OutreachStatus.failed) if final else dict(status=OutreachStatus.planned, next_attempt_at=until)
     if not _update(db, notice, token, attempts=attempts, last_error=error, **values):
         return Outcome("lost", error)
+    outbox.finish(db, notice.id, OutboxStatus.failed if final else OutboxStatus.queued, now, error)
     _attempt(db, notice, now, NO_REPLY if error == NO_REPLY else "rasa_error", channel, error)
     if final:
         _attempt(db, notice, now, "permanent_failure", channel, f"{error} after {attempts} attempts")
@@ -159,19 +171,57 @@ def process(db: Session, ctx: Outreach, notice: OutreachNotice, token: str) -> O
         outcome = "no_channel" if route == routing.NO_CHANNEL else f"suppressed:{route}"
         _end(db, notice, token, now, OutreachStatus.skipped, outcome, route)
         return Outcome("skipped", route)
+    try:
+        state = ctx.sender.look(route.conversation)
+    except SendFailed as exc:
+        return _call_failed(db, ctx, notice, token, now, exc.error, route.channel)
+    if find_notice(state.events, notice.notice_id) == DELIVERED:
+        return _sent(db, notice, token, now, route, "found in the tracker")
+    if state.paused:  # staff hold the conversation: nothing is said in it now
+        return _paused(db, ctx, notice, token, now, route.channel)
+    message = _message(db, ctx, notice, route, state.slots, now)
+    if message is None:  # the figures leave nothing to say (paid meanwhile)
+        _end(db, notice, token, now, OutreachStatus.skipped, "suppressed:paid", "paid", route.channel)
+        return Outcome("skipped", "paid")
     # Written before the call: after a crash, recovery asks this conversation's tracker.
     if not _update(db, notice, token, channel=Channel(route.channel), conversation=route.conversation,
                    identity_id=route.identity_id):
         return Outcome("lost")
+    outbox.sending(db, message, route.conversation, route.channel, now)
     db.commit()
-    result = ctx.sender.send(route.conversation, route.channel, kinds.INTENTS[notice.kind],
-                             kinds.entities(notice.kind, notice.notice_id, notice.payload))
+    result = ctx.sender.send(route.conversation, route.channel, message.text, list(message.events or []),
+                             {"notice_id": notice.notice_id, "kind": notice.kind.value})
     now = ctx.now()
     if result.delivered:
         return _sent(db, notice, token, now, route)
     if result.paused:
         return _paused(db, ctx, notice, token, now, route.channel)
     return _call_failed(db, ctx, notice, token, now, result.error, route.channel)
+
+
+def compose(db: Session, ctx: Outreach, notice: OutreachNotice, channel: str, slots: dict) -> render.Rendered | None:
+    """What a scheduled notice says on that channel now: the identity question first where
+    outreach.identity_check asks for it (``slots``: the conversation's, contact_confirmed), else the
+    message with today's figures; None when there is nothing to say."""
+    if notice.kind not in kinds.DECISIONS and render.needs_identity_check(ctx.cfg, notice, channel, slots):
+        return render.identity_question(db, notice)
+    return render.render(db, ctx.rules, notice, ctx.today())
+
+
+def _message(db: Session, ctx: Outreach, notice: OutreachNotice, route: routing.Route, slots: dict,
+             now: datetime):
+    """The outbox message to deliver: a decision's (saved with it), else composed now; None: nothing to say."""
+    saved = outbox.of_notice(db, notice.id)
+    if notice.kind in kinds.DECISIONS and saved is not None:
+        return saved
+    rendered = compose(db, ctx, notice, route.channel, slots)
+    if rendered is None:
+        return None
+    if saved is not None:  # a retry: today's figures
+        saved.text, saved.events = rendered.text, list(rendered.events)
+        db.flush()
+        return saved
+    return outbox.queue(db, notice, route.conversation, route.channel, rendered.text, rendered.events, now)
 
 
 # --------------------------------------------------------------------------- claiming
@@ -181,11 +231,21 @@ def _claimed(db: Session, token: str) -> list[OutreachNotice]:
                            .order_by(N.priority, N.next_attempt_at, N.id).execution_options(populate_existing=True)))
 
 
-def claim_batch(db: Session, ctx: Outreach, cutoff: datetime, size: int) -> tuple[list[OutreachNotice], str]:
-    """Claim up to ``size`` notices due by ``cutoff`` that this run has not handled yet."""
-    ids = list(db.scalars(select(N.id).where(
+def _of_kinds(stmt, only: frozenset[OutreachKind] | None):
+    return stmt if only is None else stmt.where(N.kind.in_(sorted(only, key=lambda k: k.value)))
+
+
+def claim_batch(db: Session, ctx: Outreach, cutoff: datetime, size: int,
+                only: frozenset[OutreachKind] | None = None) -> tuple[list[OutreachNotice], str]:
+    """Claim up to ``size`` notices due by ``cutoff`` that this run has not handled yet (``only``: of
+    these kinds). On PostgreSQL rows another worker is claiming are skipped (FOR UPDATE SKIP LOCKED);
+    the guarded UPDATE below keeps a notice with one worker on every database."""
+    stmt = _of_kinds(select(N.id).where(
         N.status == OutreachStatus.planned, N.next_attempt_at <= cutoff,
-        or_(N.claimed_at.is_(None), N.claimed_at < cutoff)).order_by(N.priority, N.next_attempt_at, N.id).limit(size)))
+        or_(N.claimed_at.is_(None), N.claimed_at < cutoff)), only).order_by(N.priority, N.next_attempt_at, N.id).limit(size)
+    if db.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    ids = list(db.scalars(stmt))
     token = str(uuid.uuid4())
     if ids:
         db.execute(update(N).where(N.id.in_(ids), N.status == OutreachStatus.planned).values(
@@ -206,27 +266,13 @@ def claim_one(db: Session, ctx: Outreach, pk: int) -> str | None:
     return token if result.rowcount == 1 else None
 
 
-def dispatch_one(db: Session, ctx: Outreach, pk: int) -> Outcome:
-    """Send this notice now if the rules allow (the backend's immediate path for decisions); else
-    it stays planned for the scheduler. Commits."""
-    token = claim_one(db, ctx, pk)
-    if token is None:
-        notice = fresh(db, N, pk)
-        if notice.status != OutreachStatus.planned:
-            return Outcome(notice.status.value, notice.last_error)
-        return Outcome("deferred", notice.last_error or "window", local(notice.next_attempt_at, ctx.tz))
-    notice = _claimed(db, token)[0]
-    outcome = process(db, ctx, notice, token)
-    db.commit()
-    return outcome
-
-
-def recover_stale(db: Session, ctx: Outreach) -> list[tuple[OutreachNotice, str]]:
+def recover_stale(db: Session, ctx: Outreach, only: frozenset[OutreachKind] | None = None,
+                  ) -> list[tuple[OutreachNotice, str]]:
     """Re-claim notices whose dispatcher died while they were "sending"."""
     now = ctx.now()
     before = now - timedelta(seconds=ctx.cfg.stale_sending_seconds)
-    stale = db.execute(select(N.id, N.claim_token).where(N.status == OutreachStatus.sending, N.claimed_at < before)
-                       .order_by(N.id)).all()
+    stale = db.execute(_of_kinds(select(N.id, N.claim_token).where(
+        N.status == OutreachStatus.sending, N.claimed_at < before), only).order_by(N.id)).all()
     out = []
     for pk, old in stale:
         token = str(uuid.uuid4())
@@ -248,51 +294,79 @@ def expire_stale(db: Session, ctx: Outreach, limit: int = 1000) -> int:
     db.execute(update(N).where(N.id.in_(ids), N.status == OutreachStatus.planned)
                .values(status=OutreachStatus.expired, last_error="stale").execution_options(synchronize_session=False))
     db.add_all([OutreachAttempt(notice_id=pk, at=now, outcome="expired", detail="stale") for pk in ids])
+    outbox.finish(db, ids, OutboxStatus.failed, now, "stale")
     db.commit()
     return len(ids)
 
 
 # --------------------------------------------------------------------------- runs
 
-def _audit_decision(db: Session, ctx: Outreach, notice: OutreachNotice, outcome: Outcome) -> None:
-    """Decisions told later by the scheduler get the same audit rows as the immediate path."""
-    if notice.kind not in kinds.DECISIONS or outcome.status in ("deferred", "retry", "lost"):
+def _audit_decision(db: Session, ctx: Outreach, notice: OutreachNotice, outcome: Outcome, first: bool) -> None:
+    """A decision's notice, audited for the staff member who decided (payload actor and via) when it is
+    first taken up: sent, deferred (waits for the window, a cap, a channel) or failed (Rasa down, the
+    conversation held by staff; retried later); taken up again later (by the scheduler, or the worker
+    after a wait): only sent or given up."""
+    if notice.kind not in kinds.DECISIONS or outcome.status == "lost":
         return
     p = notice.payload
-    detail = dict(reference=p["reference"], intent=kinds.INTENTS[notice.kind], channel=p.get("channel"), via="scheduler")
-    if outcome.channel and outcome.channel != p.get("channel"):
-        detail["sent_on"] = outcome.channel  # not the request's channel (e.g. WeChat's window was closed)
+    actor, via = (p.get("actor") or ctx.actor, p.get("via") or "scheduler") if first else (ctx.actor, "scheduler")
+    detail = dict(reference=p["reference"], intent=kinds.INTENTS[notice.kind], channel=p.get("channel"), via=via)
+    intent, ref = detail["intent"], p["reference"]
     if outcome.status == "sent":
-        audit.record(db, ctx.actor, "notice_sent", p["entity_type"], p["entity_id"], **detail)
-    else:
-        audit.record(db, ctx.actor, "notice_failed", p["entity_type"], p["entity_id"], error=outcome.rule, **detail)
+        if outcome.channel and outcome.channel != p.get("channel"):
+            detail["sent_on"] = outcome.channel  # not the request's channel (e.g. WeChat's window was closed)
+        audit.record(db, actor, "notice_sent", p["entity_type"], p["entity_id"], **detail)
+        return
+    if not first and outcome.status in ("deferred", "retry"):
+        return
+    if outcome.status == "deferred" and not outcome.paused:
+        notice_log.info("notice %s for %s waits: %s", intent, ref, outcome.rule)
+        audit.record(db, actor, "notice_deferred", p["entity_type"], p["entity_id"], reason=outcome.rule,
+                     until=outcome.until.isoformat() if outcome.until else None, **detail)
+        return
+    error = "conversation_paused" if outcome.paused else outcome.rule
+    notice_log.warning("notice %s for %s not delivered: %s", intent, ref, error)
+    audit.record(db, actor, "notice_failed", p["entity_type"], p["entity_id"], error=error, **detail)
 
 
 def _run(db: Session, ctx: Outreach, notice: OutreachNotice, token: str, counts: Counter) -> None:
+    first = False
     try:
+        # First taken up: due when it was written (a decision at night was audited as deferred then).
+        first = local(notice.planned_for, ctx.tz) <= local(notice.created_at, ctx.tz) and \
+            not db.scalar(select(exists().where(OutreachAttempt.notice_id == notice.id)))
         outcome = process(db, ctx, notice, token)
-        _audit_decision(db, ctx, notice, outcome)
+        _audit_decision(db, ctx, notice, outcome, first)
         db.commit()
     except Exception:
         db.rollback()  # the notice stays "sending" and is recovered after stale_sending_seconds
         log.exception("outreach notice %s: dispatch failed", notice.notice_id)
-        outcome = Outcome("error")
+        outcome = Outcome("error", "internal_error")
+        try:
+            _audit_decision(db, ctx, notice, outcome, first)
+            db.commit()
+        except Exception:
+            db.rollback()
+            log.exception("outreach notice %s: audit failed", notice.notice_id)
     counts[outcome.status] += 1
 
 
-def dispatch_due(db: Session, ctx: Outreach, keep_going: Callable[[], bool] = lambda: True) -> Counter:
+def dispatch_due(db: Session, ctx: Outreach, keep_going: Callable[[], bool] = lambda: True,
+                 only: frozenset[OutreachKind] | None = None) -> Counter:
     """Recover stale claims, lapse stale notices, then send what is due in batches while
-    ``keep_going()`` (the scheduler renews its lease there). Counts by outcome."""
+    ``keep_going()`` (the scheduler renews its lease there); ``only``: notices of these kinds (the
+    backend's worker: decisions). Counts by outcome."""
     counts: Counter = Counter()
     if not keep_going():
         return counts
     cutoff = ctx.now()
-    counts["expired"] += expire_stale(db, ctx)
-    for notice, token in recover_stale(db, ctx):
+    if only is None:
+        counts["expired"] += expire_stale(db, ctx)
+    for notice, token in recover_stale(db, ctx, only):
         counts["recovered"] += 1
         _run(db, ctx, notice, token, counts)
     while True:
-        batch, token = claim_batch(db, ctx, cutoff, ctx.cfg.batch_size)
+        batch, token = claim_batch(db, ctx, cutoff, ctx.cfg.batch_size, only)
         for notice in batch:
             _run(db, ctx, notice, token, counts)
         if len(batch) < ctx.cfg.batch_size or not keep_going():

@@ -1,8 +1,10 @@
-"""What each notice kind is: its Rasa intent, whether it is a service notice, its priority."""
+"""What each notice kind is: its name in the audit log, whether it is a service notice, its priority."""
 from __future__ import annotations
 
 from backend.models import OutreachKind as K
 
+# The name a decision's notice has in its audit rows (notice_sent / notice_deferred / notice_failed,
+# detail "intent"): the Rasa intents that once carried the notices, kept so the audit log reads the same.
 INTENTS = {
     K.due_in_3_days: "EXTERNAL_due_reminder", K.due_in_1_day: "EXTERNAL_due_reminder",
     K.due_today: "EXTERNAL_due_reminder",
@@ -34,10 +36,3 @@ PRIORITY = {
     K.hardship_offer: 30,
 }
 
-
-def entities(kind: K, notice_id: str, payload: dict) -> dict:
-    """The trigger_intent entities: notice_id and kind, plus the reference for decisions."""
-    out = {"notice_id": notice_id, "kind": kind.value}
-    if kind in DECISIONS:
-        out["reference"] = payload["reference"]
-    return out

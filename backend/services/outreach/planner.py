@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from backend.core.clock import day_start, earliest_send, local, window
 from backend.core.config import BusinessRules, OutreachRules
 from backend.models import (
     HandoffCase, HandoffStatus, Instalment as I, Loan, LoanStatus, OutreachKind as K, OutreachNotice as N,
@@ -39,7 +40,6 @@ from backend.models import (
 from backend.services.ledger import position
 
 from . import kinds
-from .clock import day_start, earliest_send, local, window
 
 CHUNK = 1000
 

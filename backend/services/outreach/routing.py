@@ -28,10 +28,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.core.clock import local
 from backend.core.config import OutreachRules
 from backend.models import Channel, ChannelIdentity, Customer, IdentityStatus, OutreachNotice
 
-from .clock import local
 from .context import fresh
 
 LATER, WRONG_PERSON, NO_CHANNEL = "later", "wrong_person", "no_channel"

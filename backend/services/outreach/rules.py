@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from backend.core.clock import day_start, earliest_send, in_window, local, next_window_start
 from backend.models import (
     Customer, HandoffCase, Instalment, Loan, LoanStatus, OutreachKind as K, OutreachNotice, OutreachStatus,
     PlanRequest, PlanStatus, PromiseStatus, PromiseToPay,
@@ -20,7 +21,6 @@ from backend.models import (
 from backend.services import complaints, handoff
 
 from . import kinds
-from .clock import day_start, earliest_send, in_window, local, next_window_start
 from .context import Outreach, fresh
 
 SEND, SKIP, DEFER, EXPIRE = "send", "skip", "defer", "expire"

@@ -1,34 +1,44 @@
-"""How a notice reaches Rasa, and how Rasa's tracker tells whether it already did.
+"""How a rendered notice reaches the borrower: through Rasa's HTTP API, per channel, recorded in the tracker.
 
-A notice is delivered when the bot said something about it: the tracker holds a user event with the
-EXTERNAL_* intent and the entity notice_id, followed (before the next user event) by a ``bot`` event
-with a message. The same test decides both a send (the tracker trigger_intent answers with, or the
-conversation's tracker when the answer does not show the notice) and the exactly-once recovery (a
-notice that may have reached Rasa before is looked up in the tracker first):
+The backend words every notice itself (backend.services.outreach.render) and hands Rasa the text: a
+``bot`` event appended to the conversation's tracker with ``execute_side_effects`` and the channel's
+``output_channel`` (backend.services.rasa_api.RasaClient.deliver, as staff replies go), so Rasa sends it
+on WeChat, SMS or the web chat and the transcript holds it. Optional slot events go first (the rating
+request sets ``handoff_case``, the identity question ``answer_context`` and ``pending_notice``), so the
+bot reads the borrower's answer in context.
 
-* a conversation paused for staff stores the event but runs no action: PAUSED, not delivered;
-* the action ran but said nothing (actions/outreach.py is silent when the backend is unreachable or
-  the instalment was paid meanwhile): NO_REPLY, not delivered; the dispatcher retries it with the
-  configured backoff (the retry re-checks the rules first) and counts a permanent failure after
-  max_attempts, never "sent".
+Each channel has its sender (``RasaSender.for_channel``: the Rasa output channel that delivers there).
+The bot event's metadata carries the notice id: a notice is delivered when the tracker holds a bot
+event with it (``find_notice``), the exactly-once test of the dispatcher (a notice that may have
+reached Rasa before, a timeout or a crash after the call, is looked up first and never sent twice).
+
+Before a delivery the sender reads the tracker (``look``): a conversation paused for staff takes no
+notice (PAUSED: decisions wait for the conversation, reminders are dropped), and the identity check of
+outreach.identity_check reads the ``contact_confirmed`` slot there; the confirmation counts only within
+the conversation's session (the borrower wrote within domain.yml's session_expiration_time: the bot
+resets it when a new session starts).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import httpx
+import yaml
 
-from backend.services.rasa_api import RasaClient, RasaUnavailable
+from backend.core.config import ROOT
+
+from backend.services.rasa_api import OUTPUT_CHANNEL, RasaClient, RasaUnavailable
 
 DELIVERED, PAUSED, NO_REPLY = "delivered", "paused", "no_reply"
-_NOT_THE_BOT = ("action_listen", "action_extract_slots", "action_session_start")
 
 
 @dataclass(frozen=True)
 class SendResult:
     error: str | None = None  # what went wrong, without personal data (no URL, no conversation id)
-    paused: bool = False  # Rasa stored the intent but staff hold the conversation
+    paused: bool = False  # staff hold the conversation: nothing was said
     uncertain: bool = False  # Rasa may have processed it anyway (timeout, 5xx)
 
     @property
@@ -36,11 +46,23 @@ class SendResult:
         return self.error is None and not self.paused
 
 
+@dataclass(frozen=True)
+class Conversation:
+    """The tracker as the sender found it before a delivery."""
+    paused: bool = False
+    slots: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+
+
 class Sender(Protocol):
-    def send(self, conversation: str, channel: str, intent: str, entities: dict) -> SendResult: ...
+    def look(self, conversation: str) -> Conversation:
+        """The conversation's tracker; raises SendFailed if Rasa cannot say."""
+
+    def send(self, conversation: str, channel: str, text: str, events: list[dict], marker: dict) -> SendResult:
+        """Say ``text`` (after ``events``); ``marker`` ({"notice_id", "kind"}) goes in the bot event's metadata."""
 
     def find(self, conversation: str, notice_id: str) -> str | None:
-        """DELIVERED, PAUSED or None (not in the tracker); raises SendFailed if Rasa cannot say."""
+        """DELIVERED or None (not in the tracker); raises SendFailed if Rasa cannot say."""
 
 
 class SendFailed(Exception):
@@ -72,59 +94,88 @@ def said(event: dict) -> bool:
 
 
 def find_notice(events: list[dict], notice_id: str) -> str | None:
-    """DELIVERED if a user event carrying notice_id (EXTERNAL_* intent) was followed by a bot message
-    before the next user event; NO_REPLY if an action ran after it but the bot said nothing; PAUSED if
-    it is there but nothing ran; None if it is not there. A notice sent more than once (retried after
-    a silent attempt) counts as delivered if any of its events got a message."""
-    found = None
-    for i, event in enumerate(events):
-        if event.get("event") != "user":
-            continue
-        parse = event.get("parse_data") or {}
-        if not str((parse.get("intent") or {}).get("name", "")).startswith("EXTERNAL_"):
-            continue
-        if not any(e.get("entity") == "notice_id" and e.get("value") == notice_id for e in parse.get("entities") or []):
-            continue
-        state = PAUSED
-        for later in events[i + 1:]:
-            kind = later.get("event")
-            if kind == "user":
-                break
-            if said(later):
-                return DELIVERED
-            if kind == "action" and later.get("name") not in _NOT_THE_BOT:
-                state = NO_REPLY
-        found = NO_REPLY if NO_REPLY in (found, state) else state
-    return found
+    """DELIVERED if a bot message carrying notice_id in its metadata is in the events; else None."""
+    for event in events:
+        if said(event) and (event.get("metadata") or {}).get("notice_id") == notice_id:
+            return DELIVERED
+    return None
 
 
 @dataclass
-class RasaSender:
-    """Sends through Rasa's HTTP API (backend.services.rasa_api.RasaClient)."""
+class ChannelSender:
+    """Delivers on one channel: the Rasa output channel that reaches it (rasa_api.OUTPUT_CHANNEL).
+    ``new``: the conversation has no session yet (rasa_api.RasaClient.open_session first)."""
 
     client: RasaClient
+    channel: str
 
-    def send(self, conversation: str, channel: str, intent: str, entities: dict) -> SendResult:
+    def send(self, conversation: str, text: str, events: list[dict], marker: dict, new: bool = False) -> SendResult:
+        notice_id = marker["notice_id"]
         try:
-            answer = self.client.trigger_intent(conversation, channel, intent, entities)
+            if new:
+                self.client.open_session(conversation)
+            answer = self.client.deliver(conversation, self.channel, text, dict(marker), events)
         except RasaUnavailable as exc:
             return SendResult(error=error_code(exc), uncertain=_uncertain(exc))
-        tracker = answer.get("tracker") or {}
-        if tracker.get("paused"):
-            return SendResult(paused=True)
-        notice_id = entities.get("notice_id")
-        if not notice_id:
-            return SendResult()  # not a notice: Rasa took it
-        seen = find_notice(tracker.get("events") or [], notice_id)
+        seen = find_notice(answer.get("events") or [], notice_id)
         if seen is None:  # the answer does not show it (trimmed tracker): the conversation's tracker
             try:
                 seen = find_notice(self.client.events(conversation), notice_id)
             except RasaUnavailable as exc:
                 return SendResult(error=error_code(exc), uncertain=True)
-        return SendResult() if seen == DELIVERED else SendResult(error=NO_REPLY)
+        return SendResult() if seen == DELIVERED else SendResult(error=NO_REPLY, uncertain=True)
 
-    def find(self, conversation: str, notice_id: str) -> str | None:
+
+@lru_cache(maxsize=1)
+def session_minutes() -> float:
+    """Rasa's session_expiration_time (domain.yml): a conversation quiet for longer starts anew."""
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8")) or {}
+    return float((domain.get("session_config") or {}).get("session_expiration_time", 60))
+
+
+def _in_session(events: list[dict], now: float | None = None) -> bool:
+    """Did the borrower write within the session time (their slots still hold)?"""
+    last = next((e.get("timestamp") for e in reversed(events) if e.get("event") == "user"), None)
+    return last is not None and ((now or time.time()) - float(last)) / 60 <= session_minutes()
+
+
+def _new(events: list[dict]) -> bool:
+    """Nothing said in the conversation yet (what Rasa shows of a new one is its session start)."""
+    return not any(e.get("event") in ("user", "bot") for e in events)
+
+
+@dataclass
+class RasaSender:
+    """Sends through Rasa's HTTP API (backend.services.rasa_api.RasaClient), by the channel's sender.
+    Remembers which conversations ``look`` found new, so ``send`` opens their session first."""
+
+    client: RasaClient
+    _new: set = field(default_factory=set, repr=False)
+
+    def for_channel(self, channel: str) -> ChannelSender:
+        if channel not in OUTPUT_CHANNEL:
+            raise ValueError(f"no sender for channel {channel!r}")
+        return ChannelSender(self.client, channel)
+
+    def look(self, conversation: str) -> Conversation:
         try:
-            return find_notice(self.client.events(conversation), notice_id)
+            tracker = self.client.tracker(conversation)
         except RasaUnavailable as exc:
             raise SendFailed(error_code(exc)) from exc
+        events = tracker.get("events") or []
+        if _new(events):
+            self._new.add(conversation)
+        else:
+            self._new.discard(conversation)
+        slots = dict(tracker.get("slots") or {})
+        if not _in_session(events):
+            slots.pop("contact_confirmed", None)  # confirmed in a session that is over
+        return Conversation(bool(tracker.get("paused")), slots, events)
+
+    def send(self, conversation: str, channel: str, text: str, events: list[dict], marker: dict) -> SendResult:
+        new = conversation in self._new
+        self._new.discard(conversation)
+        return self.for_channel(channel).send(conversation, text, events, marker, new)
+
+    def find(self, conversation: str, notice_id: str) -> str | None:
+        return find_notice(self.look(conversation).events, notice_id)
