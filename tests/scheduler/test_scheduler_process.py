@@ -83,7 +83,7 @@ def wait_for(check, timeout: float = 30.0):
 def notice_for_decision(sessions, cust, key: str) -> str:
     """A service notice recorded now (business time 10:00), as the backend records a decision."""
     from backend.core.config import ROOT as _root, load_rules
-    from backend.services.outreach import decisions
+    from backend.services.outreach import decisions, outbox
     from backend.services.outreach.context import Outreach
 
     rules = load_rules(_root / "config" / "business.yml")
@@ -92,12 +92,16 @@ def notice_for_decision(sessions, cust, key: str) -> str:
         n = decisions.record(db, ctx, OutreachKind.complaint_update, key, cust.id, None, {
             "reference": key, "conversation": f"sms:{cust.sms_id}", "channel": "sms",
             "entity_type": "complaint_ticket", "entity_id": 1})
+        # Its message, saved in the same transaction as a decision saves it (backend.services.notices).
+        outbox.queue(db, n, f"sms:{cust.sms_id}", "sms", "您的投诉有新进展。", [], shanghai(2026, 12, 7, 10))
         db.commit()
         return n.notice_id
 
 
 def triggered(fake) -> Counter:
-    return Counter(r.json["entities"]["notice_id"] for r in fake.requests if r.path.endswith("/trigger_intent"))
+    """Notices delivered: bot events appended through Rasa's HTTP API, by the notice id in their metadata."""
+    return Counter((e.get("metadata") or {}).get("notice_id") for r in fake.requests if r.is_delivery
+                   for e in (r.json if isinstance(r.json, list) else [r.json]) if e.get("event") == "bot")
 
 
 def holder(sessions) -> str | None:
