@@ -197,27 +197,21 @@ def workflow_stories() -> list[dict]:
             {"action": "action_deactivate_loop"}, {"active_loop": None}]},
         {"story": "complaint status by reference", "steps": [
             user("投诉编号CP20261120-0003处理到哪了", "query_complaint_status"), {"action": "action_answer_complaint_status"}]},
-        {"story": "staff decided a plan request", "steps": [
-            {"intent": "EXTERNAL_plan_decision"}, {"action": "action_plan_decision_notice"}]},
-        {"story": "a complaint changed status", "steps": [
-            {"intent": "EXTERNAL_complaint_update"}, {"action": "action_complaint_update_notice"}]},
-        {"story": "a due-date reminder, then the borrower asks for a plan", "steps": [
-            VERIFIED, {"intent": "EXTERNAL_due_reminder"}, {"action": "action_outreach_notice"},
-            user("好的，能不能分期？", "request_repayment_plan"), *opens("action_plan_start", "plan_form")]},
-        {"story": "a rating follow-up the day after a person helped", "steps": [
-            {"intent": "EXTERNAL_csat_followup"}, {"action": "action_outreach_notice"}, {"action": "csat_form"},
+        # Notices (reminders, decisions, rating requests) are not intents: the backend delivers them as
+        # bot messages with the slots they set (backend/services/outreach/render.py), so these stories
+        # start where such a delivery leaves the conversation.
+        {"story": "after a due-date reminder the borrower asks for a plan", "steps": [
+            VERIFIED, user("好的，能不能分期？", "request_repayment_plan"), *opens("action_plan_start", "plan_form")]},
+        {"story": "a rating follow-up the day after a person helped (the delivery opened csat_form)", "steps": [
             {"active_loop": "csat_form"}, {"slot_was_set": [{"requested_slot": "csat_score"}]},
             user("4", "provide_identity"), {"action": "csat_form"},
             {"slot_was_set": [{"csat_score": "4"}, {"requested_slot": "csat_comment"}]},
             user("没有", "deny"), {"action": "csat_form"},
             {"slot_was_set": [{"csat_comment": "none"}, {"requested_slot": None}]}, {"active_loop": None},
             {"action": "action_submit_csat"}]},
-        {"story": "an overdue notice, then a promise", "steps": [
-            VERIFIED, {"intent": "EXTERNAL_overdue_notice"}, {"action": "action_outreach_notice"},
-            user("[明天](date)就还", "promise_to_pay"), {"action": "promise_form"}, {"active_loop": "promise_form"}]},
-        {"story": "a decision arrives in the middle of a complaint", "steps": [
-            *complaint, {"intent": "EXTERNAL_plan_decision"}, {"action": "action_plan_decision_notice"},
-            *asks("complaint_form", "complaint_description")]},
+        {"story": "after an overdue notice the borrower promises to pay", "steps": [
+            VERIFIED, user("[明天](date)就还", "promise_to_pay"), {"action": "promise_form"},
+            {"active_loop": "promise_form"}]},
     ]
 
 

@@ -157,6 +157,39 @@ class ValueTier(str, enum.Enum):
     vip = "vip"
 
 
+
+class OutreachKind(str, enum.Enum):
+    due_in_3_days = "due_in_3_days"
+    due_in_1_day = "due_in_1_day"
+    due_today = "due_today"
+    overdue_1 = "overdue_1"
+    overdue_3 = "overdue_3"
+    overdue_7 = "overdue_7"
+    overdue_15 = "overdue_15"
+    overdue_30 = "overdue_30"
+    hardship_offer = "hardship_offer"
+    promise_reminder = "promise_reminder"
+    csat_followup = "csat_followup"
+    plan_decision = "plan_decision"
+    complaint_update = "complaint_update"
+
+
+class OutreachStatus(str, enum.Enum):
+    planned = "planned"  # waiting for next_attempt_at
+    sending = "sending"  # claimed by a dispatcher (claimed_by); Rasa may be working on it
+    sent = "sent"
+    skipped = "skipped"  # a rule said never (last_error holds the rule)
+    failed = "failed"  # permanent failure after the retries
+    expired = "expired"  # not sendable while it still mattered
+
+
+class OutboxStatus(str, enum.Enum):
+    queued = "queued"  # written (a decision: with the decision); waits for its notice's rules and channel
+    sending = "sending"  # handed to Rasa by the worker holding the notice's claim
+    sent = "sent"  # in the conversation's tracker, out on the channel
+    failed = "failed"  # the notice gave up (permanent failure, expired, skipped): never sent
+
+
 # Requests still waiting for a decision (the borrower may withdraw a plan request; a live complaint
 # counts against its deadline and takes follow-ups).
 PLAN_LIVE = (PlanStatus.submitted, PlanStatus.under_review)

@@ -3,11 +3,11 @@ that lets only one scheduler process run the jobs (backend.services.outreach).
 
 ``dedupe_key`` is unique: each (loan, instalment, kind), promise, handoff case or decision gets at most
 one notice ever, however often planning runs or however many processes plan. ``notice_id`` travels
-to Rasa as an entity, so a delivery can be recognised in the conversation's tracker after a crash.
+to Rasa in the delivered bot event's metadata, so a delivery can be recognised in the conversation's
+tracker after a crash. The enums (OutreachKind, OutreachStatus, OutboxStatus) live in .enums.
 """
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
@@ -16,32 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backend.core.crypto import TokenizedConversation, TokenizedConversationJSON
 
 from .base import AwareDateTime, Base, StrEnum
-from .customer import Channel
-
-
-class OutreachKind(str, enum.Enum):
-    due_in_3_days = "due_in_3_days"
-    due_in_1_day = "due_in_1_day"
-    due_today = "due_today"
-    overdue_1 = "overdue_1"
-    overdue_3 = "overdue_3"
-    overdue_7 = "overdue_7"
-    overdue_15 = "overdue_15"
-    overdue_30 = "overdue_30"
-    hardship_offer = "hardship_offer"
-    promise_reminder = "promise_reminder"
-    csat_followup = "csat_followup"
-    plan_decision = "plan_decision"
-    complaint_update = "complaint_update"
-
-
-class OutreachStatus(str, enum.Enum):
-    planned = "planned"  # waiting for next_attempt_at
-    sending = "sending"  # claimed by a dispatcher (claimed_by); Rasa may be working on it
-    sent = "sent"
-    skipped = "skipped"  # a rule said never (last_error holds the rule)
-    failed = "failed"  # permanent failure after the retries
-    expired = "expired"  # not sendable while it still mattered
+from .enums import Channel, OutboxStatus, OutreachKind, OutreachStatus
 
 
 class OutreachNotice(Base):
@@ -102,13 +77,6 @@ class SchedulerLease(Base):
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     holder: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime] = mapped_column(AwareDateTime())
-
-
-class OutboxStatus(str, enum.Enum):
-    queued = "queued"  # written (a decision: with the decision); waits for its notice's rules and channel
-    sending = "sending"  # handed to Rasa by the worker holding the notice's claim
-    sent = "sent"  # in the conversation's tracker, out on the channel
-    failed = "failed"  # the notice gave up (permanent failure, expired, skipped): never sent
 
 
 class OutboxMessage(Base):

@@ -88,7 +88,7 @@ class FakeRasa:
             "intent": {"name": intent, "confidence": 1.0},
             "entities": [{"entity": k, "value": v} for k, v in entities.items()]}})
         if not self.paused:
-            events.append({"event": "action", "name": "action_outreach_notice"})
+            events.append({"event": "action", "name": "action_handoff_closed"})
             if not self.silent:
                 events.append({"event": "bot", "text": "...", "data": {"elements": None, "buttons": None}})
             events.append({"event": "action", "name": "action_listen"})

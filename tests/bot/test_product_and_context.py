@@ -104,7 +104,7 @@ def context(value):
 
 
 def test_a_context_set_in_the_bot_s_last_turn_stays_for_this_answer():
-    events = [user("EXTERNAL_overdue_notice"), {"event": "action", "name": "action_outreach_notice"},
+    events = [user("可以"), {"event": "action", "name": "action_after_verification"},
               context("identity_check"), {"event": "action", "name": "action_listen"}, user("是")]
     assert not context_is_stale(events)
     texts, out = run(ActionAnswerContext(), tracker("是", "affirm", events=events, slots={"answer_context": "identity_check"}))
