@@ -148,11 +148,14 @@ class WorkflowForm(FormValidationAction, ABC):
         if was_active and idle_minutes(tracker) >= form_rules()["idle_minutes"]:
             if not await self.on_leave(dispatcher, tracker):
                 dispatcher.utter_message(text=kb("form_expired", form=self.label, minutes=form_rules()["idle_minutes"]))
-            return self.stop_events()
+            return self.stop_events() + offer_pending(dispatcher, tracker)
         if was_active and is_cancel(message_text(tracker)):
             if not await self.on_leave(dispatcher, tracker):
                 dispatcher.utter_message(text=kb("form_cancelled"))
-            return self.stop_events()
+            # 「算了，先问下我还剩几期」: the question in the same message is answered, and a request
+            # noted during the form (a complaint) is offered, not lost with the form.
+            await self.answer_after_leaving(dispatcher, tracker, domain)
+            return self.stop_events() + offer_pending(dispatcher, tracker)
         requested = tracker.get_slot("requested_slot")
         if was_active and requested and not self.reads_as_answer(requested, tracker):
             handled = await self.interruption(dispatcher, tracker, domain, requested)
@@ -166,6 +169,14 @@ class WorkflowForm(FormValidationAction, ABC):
             await self.on_leave(dispatcher, tracker)
             return self.stop_events() + [ask(OFFER_HUMAN)]  # it offered a person: 「好的」 accepts
         return events
+
+    async def answer_after_leaving(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                   domain: dict[str, Any]) -> None:
+        """The cancelling message also asks about the account (「算了，先问下我还剩几期」): answer it."""
+        action = ASIDE_ANSWERS.get(latest_intent(tracker))
+        text = message_text(tracker)
+        if action is not None and (QUESTION.search(text) or _ASKING.search(text)):
+            await action().run(dispatcher, tracker, domain)
 
     async def on_leave(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
         """The form ends unfinished (cancel, expiry, too many invalid answers). A form that keeps

@@ -218,3 +218,35 @@ def test_every_plan_type_button_round_trips(payload):
         text = normalize(typed)
         ents = [{"entity": e.entity, "value": e.value} for e in extract(text)]
         assert plan_type_of(text, tracker(typed, entities=ents)) in ("instalment", "deferral", "waiver"), typed
+
+
+# --------------------------------------------------------------------------- leaving with something noted
+
+def test_a_complaint_noted_during_a_form_is_offered_when_the_form_is_cancelled():
+    """「我要投诉…」 inside the plan form is noted; 「算了」 then cancels the plan: the complaint is
+    offered at once, not lost with the form (seen in a trial: it was never mentioned again)."""
+    t = tracker("算了，不弄了", "deny", slots={"requested_slot": "plan_reason", "pending_request": "complaint"},
+                loop="plan_form")
+    events, messages = run_form(ValidatePlanForm(), t)
+    assert [m["text"] for m in messages] == [
+        "好的，已取消，没有提交任何内容。还有其他可以帮您的吗？",
+        "您刚才提到要投诉，现在可以为您办理，直接告诉我就行（例如回复「投诉」）。"]
+    assert events[-1] == {"event": "slot", "timestamp": None, "name": "pending_request", "value": None}
+    assert {"event": "slot", "timestamp": None, "name": "requested_slot", "value": None} in events
+
+
+def test_a_cancel_without_anything_noted_offers_nothing():
+    events, messages = run_form(ValidatePlanForm(), tracker("算了", "deny", slots={"requested_slot": "plan_reason"},
+                                                             loop="plan_form"))
+    assert [m["text"] for m in messages] == ["好的，已取消，没有提交任何内容。还有其他可以帮您的吗？"]
+    assert not any(e.get("name") == "pending_request" for e in events)
+
+
+def test_a_question_in_the_cancelling_message_is_answered():
+    """「算了，先问下怎么还款」: the form is cancelled and the question answered in the same turn."""
+    t = tracker("算了，先问下怎么还款", "ask_repayment_method", slots={"requested_slot": "plan_reason"},
+                loop="plan_form")
+    events, messages = run_form(ValidatePlanForm(), t)
+    assert messages[0]["text"] == "好的，已取消，没有提交任何内容。还有其他可以帮您的吗？"
+    assert len(messages) == 2 and messages[1]["text"].startswith("还款方式：1）自动扣款：还款日当天从您绑定的银行卡自动扣款")
+    assert not any(e.get("name") == "pending_request" for e in events)
