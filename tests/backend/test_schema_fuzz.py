@@ -8,7 +8,6 @@ naive ``last_inbound_at`` and a body that is a JSON array.
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import pytest
@@ -22,7 +21,6 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from testkit import HEADERS, ok
 
 EXAMPLES = 8  # per operation and generation mode
-BUDGET_SECONDS = 90  # for both databases together (2 cores)
 
 
 def test_generated_requests_get_no_server_error_and_match_the_schema(app, book):
@@ -33,7 +31,6 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(app, book):
     calls = 0
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 30
-    started = time.monotonic()
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             @given(case=operation.as_strategy(generation_mode=mode))
@@ -51,10 +48,8 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(app, book):
                 run()
             except Unsatisfiable:  # no invalid request to make (an operation without any input)
                 assert mode is GenerationMode.NEGATIVE, operation.label
-    elapsed = time.monotonic() - started
     assert failures == []
     assert calls >= len(operations) * EXAMPLES  # the operations were really called
-    assert elapsed < BUDGET_SECONDS / 2, f"the fuzz run took {elapsed:.0f} s"
 
 
 @pytest.mark.parametrize("path", [

@@ -26,7 +26,7 @@ class ConsoleUser:
         assert r.status_code in (200, 201), r.text
         return r.json()
 
-    def wait_for_borrower_text(self, case_id: int, text: str, within: float = 2.0) -> float:
+    def wait_for_borrower_text(self, case_id: int, text: str, within: float = 15.0) -> float:
         """Seconds until the borrower's message shows in the transcript (fails after `within`)."""
         started = time.monotonic()
         while True:

@@ -106,15 +106,27 @@ def test_an_injected_external_intent_reveals_nothing(stack):
 
 
 def test_a_notice_for_another_conversation_says_nothing_even_through_the_api(stack):
-    """Defence in depth: even the authenticated trigger (the backend's path) names no one else's case."""
+    """Defence in depth: even the authenticated Rasa API (the backend's path) has no intent that words a
+    notice: the old EXTERNAL_complaint_update / EXTERNAL_plan_decision triggers are refused (404, not in
+    the domain) and leave nothing in the conversation; the one trigger left, EXTERNAL_handoff_closed,
+    says only the fixed rating question, whatever case it names."""
     ref = _someone_elses_complaint(stack)["reference"]
-    r = httpx.post(f"{stack.rasa_url}/conversations/{anon()}/trigger_intent",
-                   params={"token": stack.env["RASA_API_TOKEN"], "output_channel": "latest"},
-                   json={"name": "EXTERNAL_complaint_update", "entities": {"reference": ref}}, timeout=60)
+    sender = anon()
+    api = f"{stack.rasa_url}/conversations/{sender}"
+    token = {"token": stack.env["RASA_API_TOKEN"], "output_channel": "latest"}
+    for name in ("EXTERNAL_complaint_update", "EXTERNAL_plan_decision"):
+        r = httpx.post(f"{api}/trigger_intent", params=token, json={"name": name, "entities": {"reference": ref}},
+                       timeout=60)
+        assert r.status_code == 404, r.text
+    events = httpx.get(f"{api}/tracker", params={"token": token["token"]}, timeout=30).json()["events"]
+    assert [e for e in events if e.get("event") in ("user", "bot")] == []
+    r = httpx.post(f"{api}/trigger_intent", params=token,
+                   json={"name": "EXTERNAL_handoff_closed", "entities": {"case_id": "1", "reference": ref}}, timeout=60)
     r.raise_for_status()
-    assert ref not in json.dumps(r.json().get("messages", []), ensure_ascii=False)
+    said = json.dumps(r.json().get("messages", []), ensure_ascii=False)
+    assert ref not in said and "HO" not in said
     # The complaint's own conversation hears of it from the backend, which words the update itself and
-    # sends it only there (backend.services.outreach: tests/backend/test_notices.py); no intent tells it.
+    # sends it only there through its outbox (backend.services.outreach: tests/backend/test_notices.py).
 
 
 def test_our_own_button_payloads_still_work(stack):
