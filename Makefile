@@ -34,6 +34,19 @@ run: setup
 stop:
 	@python3 -m scripts.stack down
 
+# The production shape on this machine (scripts/scaled.py, docs/scaling.md): PostgreSQL (backend,
+# conversations, scheduler jobs) and Redis (conversation locks, rate limits, WeChat token) on
+# 127.0.0.1, two Rasa replicas and two action servers behind Debian's nginx (installed on first
+# use), the backend with two uvicorn workers, two schedulers sharing the lease (SCALED_ARGS, e.g.
+# "--rasa 3 --backend-workers 4": python -m scripts.scaled --help). Only URLs
+# differ from `make run`. `make stop` stops it (same pid files); `python -m scripts.scaled status`
+# lists every process with its memory.
+.PHONY: run-scaled
+SCALED_ARGS ?=
+run-scaled: envs model
+	@scripts/setup_envs.sh scaled
+	@$(APP_PY) -m scripts.scaled up $(SCALED_ARGS)
+
 # The production profile (APP_ENV=production), proved against the real processes: a stack on free
 # ports with generated secrets; REST channel 404, action server on 127.0.0.1 only and 401 without
 # its token, CORS only for CORS_ORIGINS, security headers, Secure console cookies, and no process
@@ -63,17 +76,36 @@ test: envs model browser lint
 	@$(APP_PY) -m pytest --ignore=tests/bot --timeout 900 $(PYTEST_ARGS); rc=$$?; \
 	 if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-# Outreach benchmark (not part of `make test`; CPU heavy, about 11 minutes on 2 cores): a generated
+# Outreach benchmark (not part of `make test`; CPU heavy, several minutes on 2 cores): a generated
 # book of BENCH_LOANS loans in a fresh SQLite file (BENCH_ARGS="--url postgresql+psycopg://..." for an
-# empty PostgreSQL database), the day's notices planned (timed), BENCH_DELIVER of them delivered by the
-# real dispatcher through the real Rasa and action server to fake WeChat/Twilio servers (notices/s,
-# checked against the outreach log), peak memory per process; reports/outreach-bench.{json,md}.
-# The scheduler runs one dispatcher; BENCH_ARGS="--dispatchers 2" measures two concurrent ones.
+# empty PostgreSQL database), the day's notices planned (timed), then one row per dispatcher count in
+# BENCH_DISPATCHERS (threads, as the scheduler runs OUTREACH_DISPATCHERS of them), each dispatcher with
+# BENCH_CONCURRENCY deliveries in flight (a list gives a row per value; 1 is the one-by-one dispatcher):
+# BENCH_DELIVER notices per row delivered through the real Rasa and action server to fake
+# WeChat/Twilio servers (notices/s, delivery p50/p95, each Rasa call's p50, CPU ms per notice per
+# process; checked against the outreach log), peak memory per process; reports/outreach-bench.{json,md}.
 BENCH_LOANS ?= 100000
 BENCH_DELIVER ?= 2000
+BENCH_DISPATCHERS ?= 1,2
+BENCH_CONCURRENCY ?= 8
 BENCH_ARGS ?=
 bench-outreach: envs model
-	@$(APP_PY) -m bench.delivery --loans $(BENCH_LOANS) --deliver $(BENCH_DELIVER) $(BENCH_ARGS)
+	@$(APP_PY) -m bench.delivery --loans $(BENCH_LOANS) --deliver $(BENCH_DELIVER) \
+	 --dispatchers $(BENCH_DISPATCHERS) --concurrency $(BENCH_CONCURRENCY) $(BENCH_ARGS)
+
+# Turn benchmark (not part of `make test`; about 10 minutes): the stack as the end-to-end tests run it
+# (SQLite, 320 demo customers) driven open loop over the REST channel by conversations of demo
+# borrowers at BENCH_RATES turns/s, BENCH_DURATION seconds a level, then the bare /model/parse at the
+# same rates; reports/bench.{json,md,png}. BENCH_TURN_ARGS="--profile 20" also samples Rasa, the
+# action server and the backend with py-spy during the 20 turns/s level (reports/profile-*.svg, .txt;
+# py-spy needs root or kernel.yama.ptrace_scope=0); "--baseline" runs Rasa without bot/launch.py's
+# hot-path fixes; "--model PATH" another model (e.g. one trained without TED into /tmp).
+.PHONY: bench
+BENCH_RATES ?= 10 20 50 100
+BENCH_DURATION ?= 40
+BENCH_TURN_ARGS ?=
+bench: envs model
+	@$(APP_PY) -m bench.turns --rates "$(BENCH_RATES)" --duration $(BENCH_DURATION) $(BENCH_TURN_ARGS)
 
 # NLU benchmark: 5-fold cross-validation, reports and confusion matrix in reports/nlu.
 eval: .venv-bot/.installed

@@ -9,6 +9,8 @@ by ``python -m bot.launch actions``) starts rasa_sdk's own server with two chang
   (``attach_sanic_app_extensions``, called on the app ``rasa_sdk.endpoint.create_app`` made), answers
   401 to any request but ``GET /health`` without ``Authorization: Bearer <ACTION_SERVER_TOKEN>``.
   Rasa sends that header: ``action_endpoint.headers`` in endpoints.yml / endpoints.scale.yml.
+  An authorised request also starts its own memo of backend GETs (``bot.backend.action_run``): the
+  identity and loans that several validation steps of one run ask for are fetched once.
 
 An empty token refuses to start: there is no unauthenticated mode, in any profile.
 """
@@ -22,7 +24,7 @@ from typing import Any
 import pluggy
 from sanic import response
 
-from bot.backend import close_backend
+from bot.backend import action_run, close_backend
 
 hookimpl = pluggy.HookimplMarker("rasa_sdk")
 OPEN_PATHS = frozenset({"/health"})  # stack.py's readiness check; it tells nothing
@@ -47,6 +49,7 @@ def attach(app: Any, token: str) -> None:
             return None
         if not authorised(request.headers, token):
             return response.json({"error": "unauthorized"}, status=401)
+        action_run()  # this request's backend GETs are sent once (bot/backend.py)
         return None
 
 

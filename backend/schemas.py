@@ -204,17 +204,43 @@ class PromiseOut(BaseModel):
     status: str
 
 
+OWNER_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"  # a claimer's token (uuid hex)
+
+
 class InboundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: ChannelName
     external_id: str = Field(min_length=1, max_length=64)
     key: str = Field(min_length=1, max_length=100)
+    # With an owner the claim stays in progress until completed (backend.services.channels.claim_inbound).
+    owner: str | None = Field(default=None, pattern=OWNER_PATTERN)
 
 
 class InboundOut(BaseModel):
     first_time: bool
-    identity: IdentityOut
+    identity: IdentityOut | None  # None for an anonymous web visitor
+    state: Literal["claimed", "in_progress", "done"]
+    owner: str | None
+    attempts: int
+    lease_seconds: float
+    lease_until: datetime | None
+
+
+class ClaimIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: ChannelName
+    key: str = Field(min_length=1, max_length=100)
+    owner: str = Field(pattern=OWNER_PATTERN)
+
+
+class ClaimOut(BaseModel):
+    state: Literal["in_progress", "done"]
+    owner: str | None
+    attempts: int
+    lease_until: datetime | None
+    owner_matched: bool | None = None
 
 
 class IdentityStatusIn(BaseModel):

@@ -1,7 +1,9 @@
-"""The real stack for the delivery benchmark: backend, action server and Rasa started by
-scripts/stack.py's Stack (as the end-to-end tests do) on free ports, on the benchmark's database,
-with WeChat and SMS pointed at the fake APIs of the channel tests (bench.fakes, its own
-process); and the memory of processes, read from /proc (VmRSS now, VmHWM the peak).
+"""The real stack for the benchmarks: backend, action server and Rasa started by scripts/stack.py's
+Stack (as the end-to-end tests do) on free ports. For the delivery benchmark on its database, with
+WeChat and SMS pointed at the fake APIs of the channel tests (bench.fakes, its own process)
+(:func:`start_stack`); for the turn benchmark in the end-to-end tests' shape, SQLite and the demo
+data (:func:`start_turn_stack`); and the memory of processes, read from /proc (VmRSS now, VmHWM the
+peak).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from bench.fakes import TWILIO_SID, TWILIO_TOKEN
-from scripts.stack import Stack
+from scripts.stack import APP_PY, BOT_PY, Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,6 +135,45 @@ def start_stack(run_dir: Path, database_url: str, tracker_url: str, day: date, f
     try:
         stack.start()
     except Exception:
+        stack.stop()
+        raise
+    return stack
+
+
+TURN_API_KEY = "bench-actions-key"
+
+
+def start_turn_stack(run_dir: Path, count: int = 320, extra: dict[str, str] | None = None) -> Stack:
+    """Backend, action server and Rasa as the end-to-end tests run them (tests/e2e/conftest.py
+    running_stack): SQLite backend and tracker store in ``run_dir``, ``count`` demo customers, SMS
+    to an outbox file, no scheduler; started and healthy. ``extra``: more settings (they win;
+    RASA_MODEL_PATH runs another model than the current data's, bot/launch.py)."""
+    ports = {name: str(free_port()) for name in ("BACKEND_PORT", "ACTION_PORT", "RASA_PORT")}
+    overrides = {
+        **ports,
+        "BACKEND_URL": f"http://127.0.0.1:{ports['BACKEND_PORT']}",
+        "RASA_PUBLIC_URL": f"http://127.0.0.1:{ports['RASA_PORT']}",
+        "BACKEND_API_KEYS": f"actions:{TURN_API_KEY}",
+        "BACKEND_API_KEY": TURN_API_KEY,
+        "SMS_PROVIDER": "outbox",
+        "SMS_OUTBOX_PATH": str(run_dir / "sms_outbox.jsonl"),
+        "OUTREACH_DEMO_TIME": "10:00",
+        "DATABASE_URL": f"sqlite:///{run_dir / 'loan.db'}",
+        "RASA_TRACKER_URL": f"sqlite:///{run_dir / 'tracker.db'}",
+        **(extra or {}),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack.from_env(run_dir, overrides, with_scheduler=False)
+    env = stack._child_env()  # noqa: SLF001 - the environment the services get
+    subprocess.run([APP_PY, "-m", "backend.cli", "setup", "--count", str(count)], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    model = overrides.get("RASA_MODEL_PATH") or subprocess.run(
+        [BOT_PY, "-m", "bot.launch", "model"], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    if not Path(model).exists():
+        raise SystemExit(f"no trained model at {model}: run `make model` first")
+    try:
+        stack.start()
+    except BaseException:
         stack.stop()
         raise
     return stack

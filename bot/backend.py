@@ -11,13 +11,21 @@ connectors in the Rasa process both use it (service key and URL from bot.setting
 * Log lines name the resource kind and the status only: identities carry phone numbers.
 * Injected: code asks :func:`backend` for the client and never constructs one; tests substitute a
   fake with :func:`override_backend`.
+* Within one action run (one request to the action server: :func:`action_run`, started by the
+  action server's middleware) a GET is sent once: the identity, the loans, a quote asked again by
+  the next validation step are answered from that run's memo (a copy each time); any other request
+  (a write) empties the memo first. Nothing outlives the run, so nothing is ever staler than the
+  action that asked.
 """
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote
 
@@ -65,6 +73,9 @@ def seg(value: Any) -> str:
     return quote(str(value), safe="")
 
 
+BACKEND_KEEP_ALIVE_SECONDS = 4.0
+
+
 class _Sessions:
     """One aiohttp ClientSession per running event loop, shared by every view of a client."""
 
@@ -78,8 +89,12 @@ class _Sessions:
             await self._close(self._by_loop.pop(other))  # its loop is gone: only the connector is left
         session = self._by_loop.get(loop)
         if session is None or session.closed:
+            # Idle connections are dropped after 4 s, before uvicorn (timeout_keep_alive 5 s) closes
+            # them: aiohttp's default (15 s) reused connections the backend had closed, and the call
+            # failed with ClientOSError (seen as an SMS reply lost in the outreach benchmark).
             session = aiohttp.ClientSession(headers={"X-API-Key": self.api_key},
-                                            timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT))
+                                            timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT),
+                                            connector=aiohttp.TCPConnector(keepalive_timeout=BACKEND_KEEP_ALIVE_SECONDS))
             self._by_loop[loop] = session
         return session
 
@@ -115,6 +130,20 @@ class BackendClient:
         await self._sessions.close()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        memo = _run_memo.get()
+        if memo is None:
+            return await self._send(method, path, **kwargs)
+        if method != "GET":
+            memo.clear()  # a write may change what the next GET answers
+            return await self._send(method, path, **kwargs)
+        key = (self.base_url, path, json.dumps(kwargs, sort_keys=True, default=str))
+        pending = memo.get(key)
+        if pending is None:
+            pending = memo[key] = asyncio.ensure_future(self._send(method, path, **kwargs))
+        # shield: one caller cancelled does not cancel the request the others wait for
+        return copy.deepcopy(await asyncio.shield(pending))
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.base_url}/api/v1{path}"
         kind = path.strip("/").split("/")[0]  # never the rest of the path: identities carry phone numbers
         try:
@@ -170,11 +199,29 @@ class BackendClient:
                                    json={"status": status})
 
     # ---- channels: inbound claims, SMS ---------------------------------------------------------
-    async def claim(self, channel: str, external_id: str, key: str) -> dict:
-        """Claim an inbound message once: {"first_time": bool, "identity": {...}}; first_time False
-        means a retry of a message already handled."""
-        return await self._request("POST", "/channels/inbound",
-                                   json={"channel": channel, "external_id": external_id, "key": key})
+    async def claim(self, channel: str, external_id: str, key: str, owner: str | None = None) -> dict:
+        """Claim an inbound message: {"first_time", "state", "identity", "lease_seconds", ...}. Without
+        ``owner`` it is done at once (first_time False: a retry). With one, ``state`` "claimed" means
+        process it and then :meth:`complete_claim`; "in_progress" another owner holds it; "done" a
+        duplicate (backend.services.channels.claim_inbound)."""
+        body = {"channel": channel, "external_id": external_id, "key": key}
+        if owner:
+            body["owner"] = owner
+        return await self._request("POST", "/channels/inbound", json=body)
+
+    async def renew_claim(self, channel: str, key: str, owner: str) -> dict:
+        """Extend the lease while Rasa works; BackendError 409 (claim_lost) once it is not ours."""
+        return await self._request("POST", "/channels/inbound/renew", json={"channel": channel, "key": key, "owner": owner})
+
+    async def complete_claim(self, channel: str, key: str, owner: str) -> dict:
+        """Rasa has processed the message: the claim is done."""
+        return await self._request("POST", "/channels/inbound/complete",
+                                   json={"channel": channel, "key": key, "owner": owner})
+
+    async def release_claim(self, channel: str, key: str, owner: str) -> dict:
+        """Give the claim up (not processed): the next retry takes it over at once."""
+        return await self._request("POST", "/channels/inbound/release",
+                                   json={"channel": channel, "key": key, "owner": owner})
 
     async def opt_out(self, number: str, opted_out: bool) -> bool:
         """Record STOP (True) or START (False) for an E.164 number; True once stored."""
@@ -271,6 +318,27 @@ class BackendClient:
     # ---- proactive outreach ----------------------------------------------------------------------
     async def outreach_notice(self, notice_id: str) -> dict | None:
         return await self._request("GET", f"/outreach/notices/{seg(notice_id)}")
+
+
+# --------------------------------------------------------------------------- one action run
+
+_run_memo: ContextVar[dict | None] = ContextVar("backend_run_memo", default=None)
+
+
+def action_run() -> None:
+    """Start a new memo of GETs for the rest of the current task (the action server's request
+    middleware: each request is its own task, so runs never share one)."""
+    _run_memo.set({})
+
+
+@contextmanager
+def one_action_run() -> Iterator[None]:
+    """A memo of GETs for the block (tests, scripts)."""
+    token = _run_memo.set({})
+    try:
+        yield
+    finally:
+        _run_memo.reset(token)
 
 
 # --------------------------------------------------------------------------- the provider

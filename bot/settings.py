@@ -104,7 +104,8 @@ def lock_store_parts(url: str | None) -> tuple[str, int, str]:
 def merged_env() -> dict[str, str]:
     """.env.example < .env < the environment, as given (no derived values)."""
     env = read_env_files()
-    env.update({k: v for k, v in os.environ.items() if k in env or k.startswith(("RASA_", "BACKEND_", "APP_", "SCHEDULER_", "ACTION_", "DATABASE_", "SMS_", "OTP_", "TWILIO_", "WECHAT_", "WEBCHAT_"))})
+    env.update({k: v for k, v in os.environ.items() if k in env or k.startswith(("RASA_", "BACKEND_", "APP_", "SCHEDULER_", "ACTION_", "DATABASE_", "SMS_", "OTP_", "TWILIO_", "WECHAT_", "WEBCHAT_",
+                                                                                        "OPENBLAS_", "OMP_", "MKL_"))})
     return env
 
 

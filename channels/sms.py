@@ -13,13 +13,17 @@ exact URL is what its X-Twilio-Signature covers, whatever host and port Rasa see
 
 Inbound POST /webhooks/sms/webhook, in this order:
   body over 16 KB -> 413; missing or wrong signature (or no auth token configured) -> 403;
-  no From or Body -> 400; MessageSid already claimed (a Twilio retry) -> empty TwiML, nothing done;
+  no From or Body -> 400; MessageSid claimed in the backend with a lease (channels/claims.py):
+  already processed (a Twilio retry) -> empty TwiML, nothing done; claimed by another process that
+  is still working on it -> waited for up to REPLY_WITHIN s, then empty TwiML; claimed by a process
+  that died mid-turn (lease run out) -> taken over and processed;
   STOP / 退订 / TD / T -> one confirmation, then the number is opted out; START / UNSTOP / 恢复 ->
   opted back in, then a confirmation; neither keyword is passed to Rasa;
-  otherwise an empty TwiML <Response/> at once and the message goes to Rasa in the background
-  through channels/guard.py (empty or too long -> a polite reply; too fast -> 「您发送得太快了」;
-  「/intent」 only for our buttons; a one-time code masked), the answers going out through the
-  output channel.
+  otherwise the message goes to Rasa in a background task through channels/guard.py (empty or too
+  long -> a polite reply; too fast -> 「您发送得太快了」; 「/intent」 only for our buttons; a one-time
+  code masked), the answers going out through the output channel, and Twilio gets an empty TwiML
+  <Response/> when the turn is done or after REPLY_WITHIN s (Twilio waits 15 s): if the process dies
+  first, Twilio sees a failed webhook. The claim is completed once Rasa has processed the message.
 
 The sender id is "sms:<E.164 number>"; the backend treats a customer's registered number as a
 verified identity. Buttons are sent as numbered lines, and a reply of just that number is taken
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import unicodedata
 from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import parse_qs
@@ -44,6 +49,7 @@ from twilio.request_validator import RequestValidator
 from bot.backend import BackendClient, BackendError, backend as shared_backend, close_backend
 from bot.settings import get_settings
 from channels import guard
+from channels.claims import CLAIMED, DONE, IN_PROGRESS, Lease, new_owner, processed_before, settle, taken_over
 from texts import text, words
 
 log = logging.getLogger(__name__)
@@ -65,6 +71,7 @@ OPT_IN_REPLY = text("channel.sms.opted_in")
 CHOOSE_BY_NUMBER = text("channel.sms.choose_by_number")
 # Twilio waits 15 s for the webhook; the STOP confirmation is sent before answering it.
 CONFIRMATION_TIMEOUT = 8.0
+REPLY_WITHIN = 3.5  # seconds the webhook waits for the turn before answering anyway
 
 
 def mask_number(number: str | None) -> str:
@@ -232,32 +239,61 @@ class SmsInput(InputChannel):
             number = number.strip()
             if not E164.match(number):
                 return response.text("From must be an E.164 number", status=400)
+            started, owner = time.monotonic(), new_owner()
             try:
-                claim = await self.backend.claim(CHANNEL, number, sid)
+                claim = await self.backend.claim(CHANNEL, number, sid, owner)
+                if claim.get("state") == IN_PROGRESS:  # a retry while another process holds it
+                    claim = await settle(self.backend, CHANNEL, number, sid, owner, claim, REPLY_WITHIN)
             except BackendError as exc:
                 log.error("sms: could not claim a message from %s: %s", mask_number(number), type(exc).__name__)
                 return response.text("backend unavailable", status=503)
-            if not claim.get("first_time"):
-                log.info("sms: retry of a message from %s ignored", mask_number(number))
+            state = claim.get("state", CLAIMED if claim.get("first_time") else DONE)
+            if state != CLAIMED:
+                log.info("sms: retry of a message from %s not processed (%s)", mask_number(number), state)
                 return twiml()
-            identity = claim.get("identity") or {}
-            word = keyword(text)
-            if word == "out":
-                return twiml() if await self._opt_out(number) else response.text("not stored", status=500)
-            if word == "in":
-                if not await self._opt_in(number):
-                    return response.text("not stored", status=500)
-                if any(w in text for w in REMINDER_WORDS):  # 「恢复提醒」 also turns reminders back on: the bot's resubscribe does it
-                    self._spawn(self._handle(on_new_message, request.app, number, text, sid))
+            lease = Lease(self.backend, CHANNEL, sid, owner, claim.get("lease_seconds", 10)).start()
+            if taken_over(claim) and await processed_before(request.app, f"{CHANNEL}:{number}", sid):
+                await lease.complete()  # its owner died after Rasa saved the turn: not processed again
+                log.info("sms: taken-over message from %s was processed already", mask_number(number))
                 return twiml()
-            if identity.get("opted_out"):
-                # Nothing may be sent to the number until it opts in again: an answer would be lost.
-                log.info("sms: message from opted-out %s not answered", mask_number(number))
-                return twiml()
-            self._spawn(self._handle(on_new_message, request.app, number, text, sid))
-            return twiml()
+            try:
+                reply, task = await self._dispatch(on_new_message, request.app, number, text, sid,
+                                                   claim.get("identity") or {}, lease)
+            except BaseException:
+                await asyncio.shield(lease.release())
+                raise
+            if task is None:
+                await lease.complete()
+                return reply
+            # Answer when the turn is done: if this process dies first, Twilio sees a failed webhook.
+            try:
+                await asyncio.wait_for(asyncio.shield(task), max(REPLY_WITHIN - (time.monotonic() - started), 0.1))
+            except asyncio.TimeoutError:
+                pass
+            except Exception:  # noqa: BLE001 - logged by _handle; the claim was released for the retry
+                return response.text("not handled", status=500)
+            return reply
 
         return bp
+
+    async def _dispatch(self, on_new_message: Callable[[UserMessage], Awaitable[Any]], app: Any, number: str,
+                        text: str, sid: str, identity: dict, lease: Lease) -> tuple[HTTPResponse, asyncio.Task | None]:
+        """The answer to Twilio, and the background turn if the message goes to Rasa (it completes
+        the lease); without a turn the caller completes it."""
+        word = keyword(text)
+        if word == "out":
+            return (twiml() if await self._opt_out(number) else response.text("not stored", status=500)), None
+        if word == "in":
+            if not await self._opt_in(number):
+                return response.text("not stored", status=500), None
+            if any(w in text for w in REMINDER_WORDS):  # 「恢复提醒」 also turns reminders back on: the bot's resubscribe does it
+                return twiml(), self._spawn(self._handle(on_new_message, app, number, text, sid, lease))
+            return twiml(), None
+        if identity.get("opted_out"):
+            # Nothing may be sent to the number until it opts in again: an answer would be lost.
+            log.info("sms: message from opted-out %s not answered", mask_number(number))
+            return twiml(), None
+        return twiml(), self._spawn(self._handle(on_new_message, app, number, text, sid, lease))
 
     async def _opt_out(self, number: str) -> bool:
         """Confirm first (the number can still receive it), then stop everything to it."""
@@ -285,13 +321,17 @@ class SmsInput(InputChannel):
             self._spawn(self.get_output_channel().send_text_message(f"{CHANNEL}:{number}", OPT_IN_REPLY))
         return stored
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)  # keep a reference until done, or the task may be collected
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged where it happened
+        return task
 
     async def _handle(self, on_new_message: Callable[[UserMessage], Awaitable[Any]], app: Any, number: str,
-                      text: str, sid: str) -> None:
+                      text: str, sid: str, lease: Lease | None = None) -> None:
+        """One turn; the lease is completed once Rasa has processed the message (or the guard
+        answered it), released if the turn failed, so that Twilio's retry can take it over."""
         sender_id = f"{CHANNEL}:{number}"
         try:
             # The guard sees what the borrower typed (channels/guard.py); a numbered choice becomes
@@ -299,12 +339,17 @@ class SmsInput(InputChannel):
             verdict = await guard.screen(sender_id, text, self.backend)
             if verdict.reply:
                 await self.get_output_channel().send_text_message(sender_id, verdict.reply)
-                return
-            text = await self._button_choice(app, sender_id, verdict.text)
-            await on_new_message(UserMessage(text, self.get_output_channel(), sender_id, input_channel=CHANNEL,
-                                             message_id=sid, metadata={"message_sid": sid, **(verdict.metadata or {})}))
-        except Exception as exc:
+            else:
+                text = await self._button_choice(app, sender_id, verdict.text)
+                await on_new_message(UserMessage(text, self.get_output_channel(), sender_id, input_channel=CHANNEL,
+                                                 message_id=sid, metadata={"message_sid": sid, **(verdict.metadata or {})}))
+        except BaseException as exc:
             log.error("sms: message from %s not handled: %s", mask_number(number), type(exc).__name__)
+            if lease is not None:
+                await asyncio.shield(lease.release())
+            raise
+        if lease is not None:
+            await lease.complete()
 
     @staticmethod
     async def _button_choice(app: Any, sender_id: str, text: str) -> str:

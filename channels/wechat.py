@@ -5,10 +5,15 @@ Routes under /webhooks/wechat/ (configure https://<host>/webhooks/wechat/webhook
     GET  /webhook   URL check: echo `echostr` when `signature` matches the token, else 403
     POST /webhook   messages and events, plaintext or safe mode (encrypt_type=aes)
 
-WeChat gives a callback 5 s and then retries, so the handler only checks, claims the message
-key in the backend (MsgId; events: FromUserName + CreateTime; a retry is answered `success` and
-dropped, across restarts too) and answers `success`. The conversation runs in a background task
-and the answers go out through the customer-service message API.
+WeChat gives a callback 5 s and retries a callback it got no answer to. The handler checks, claims
+the message key in the backend (MsgId; events: FromUserName + CreateTime) with a lease
+(channels/claims.py), runs the conversation in a background task (the answers go out through the
+customer-service message API) and answers `success` when the turn is done, or after REPLY_WITHIN
+seconds, whichever comes first. The claim is completed only once Rasa has processed the message, so:
+a retry of a processed message is answered `success` and dropped (across restarts too); a retry of
+one whose process died mid-turn (WeChat got no answer) takes the claim over once its lease has run
+out and processes it; a retry while the owner's lease is fresh waits up to REPLY_WITHIN for it to
+settle, then answers `success` (the owner is alive and renews its lease).
 
 Outbound rules: customer-service messages only within ``outreach.wechat_window_hours`` (48 h) of the
 user's last message (served by the backend, bot/rules.py) and at
@@ -48,6 +53,7 @@ from bot.backend import BackendClient, BackendError, backend, close_backend
 from bot.rules import rules_for
 from bot.settings import get_settings
 from channels import guard
+from channels.claims import CLAIMED, DONE, IN_PROGRESS, Lease, new_owner, processed_before, settle, taken_over
 from texts import text
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "wechat"
 MAX_BODY = 64 * 1024
 PER_MESSAGE_LIMIT = 5
+REPLY_WITHIN = 3.5  # seconds: WeChat drops the callback after 5 s
 FIELD_MAX = 20
 SHANGHAI = timezone(timedelta(hours=8))  # no DST; naive backend timestamps are Beijing time
 
@@ -449,7 +456,7 @@ class WeChatInput(InputChannel):
             except BadRequest as exc:
                 log.info("wechat callback refused: %s", exc.reason)
                 return response.text(exc.reason, status=exc.status)
-            return await self._accept(msg, on_new_message)
+            return await self._accept(msg, on_new_message, request.app)
 
         return bp
 
@@ -531,64 +538,100 @@ class WeChatInput(InputChannel):
             return None
         return f"{msg.source}:{data['CreateTime']}"
 
-    async def _accept(self, msg: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+    async def _accept(self, msg: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                      app: Any = None) -> HTTPResponse:
+        started = time.monotonic()
         key = self._dedupe_key(msg)
         if key is None:
             return response.text("success")
+        owner = new_owner()
         try:
-            claim = await self.claims.claim(CHANNEL, msg.source, key)
+            claim = await self.claims.claim(CHANNEL, msg.source, key, owner)
+            if claim.get("state") == IN_PROGRESS:  # a retry while another owner holds it
+                claim = await settle(self.claims, CHANNEL, msg.source, key, owner, claim,
+                                     REPLY_WITHIN - (time.monotonic() - started))
         except BackendError as exc:
             # Without the claim a retry cannot be told apart: let WeChat retry later.
             log.warning("wechat claim failed for %s: %s", mask(msg.source), type(exc).__name__)
             return response.text("", status=503)
-        if not claim.get("first_time"):
-            log.info("wechat retry from %s ignored", mask(msg.source))
+        state = claim.get("state", CLAIMED if claim.get("first_time") else DONE)
+        if state != CLAIMED:
+            log.info("wechat retry from %s not processed (%s)", mask(msg.source), state)
             return response.text("success")
-        self._spawn(self._handle(msg, claim.get("identity") or {}, on_new_message))
+        lease = Lease(self.claims, CHANNEL, key, owner, claim.get("lease_seconds", 10)).start()
+        if taken_over(claim):
+            log.info("wechat message from %s taken over (attempt %s)", mask(msg.source), claim["attempts"])
+            if await processed_before(app, f"{CHANNEL}:{msg.source}", str(msg._data.get("MsgId") or "")):
+                await lease.complete()  # its owner died after Rasa saved the turn: not processed again
+                return response.text("success")
+        task = self._spawn(self._held(msg, claim.get("identity") or {}, on_new_message, lease))
+        # Answer when the turn is done: if this process dies first, WeChat gets nothing and retries.
+        try:
+            await asyncio.wait_for(asyncio.shield(task), max(REPLY_WITHIN - (time.monotonic() - started), 0.1))
+        except asyncio.TimeoutError:
+            pass
+        except Exception:  # noqa: BLE001 - logged by _held; the claim was released for the retry
+            return response.text("", status=500)
         return response.text("success")
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged where it happened
+        return task
 
-    async def _handle(self, msg: Any, identity: dict, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
-        openid = msg.source
+    async def _held(self, msg: Any, identity: dict, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                    lease: Lease) -> None:
+        """Handle the message under its claim: completed once handled (:meth:`_converse` completes it
+        as soon as Rasa has processed the message, before sending the answer), released if it failed."""
         try:
-            await asyncio.to_thread(self.sender.counter.reset, openid)
-            kind, event = self._kind(msg)
-            if kind == "text":
-                verdict = await guard.screen(f"{CHANNEL}:{openid}", str(msg._data.get("Content") or ""),
-                                             self.claims)
-                if verdict.reply:
-                    await self.sender.send(openid, verdict.reply, window_open=True)
-                    return
-                await self._converse(openid, verdict.text, on_new_message, str(msg._data.get("MsgId") or ""),
-                                     verdict.metadata)
-            elif kind != "event":
-                await self.sender.send(openid, ONLY_TEXT, window_open=True)
-            elif event in ("subscribe", "subscribe_scan"):
-                await self._subscribed(openid, identity, on_new_message)
-            elif event == "unsubscribe":
-                await self.claims.set_status(CHANNEL, openid, "inactive")
-                log.info("wechat %s unsubscribed", mask(openid))
-        except Exception as exc:
-            log.error("wechat message from %s not handled: %s", mask(openid), type(exc).__name__)
+            await self._handle(msg, identity, on_new_message, lease)
+        except BaseException as exc:
+            log.error("wechat message from %s not handled: %s", mask(msg.source), type(exc).__name__)
+            await asyncio.shield(lease.release())
+            raise
+        await lease.complete()
 
-    async def _subscribed(self, openid: str, identity: dict, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+    async def _handle(self, msg: Any, identity: dict, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                      lease: Lease | None = None) -> None:
+        openid = msg.source
+        await asyncio.to_thread(self.sender.counter.reset, openid)
+        kind, event = self._kind(msg)
+        if kind == "text":
+            verdict = await guard.screen(f"{CHANNEL}:{openid}", str(msg._data.get("Content") or ""),
+                                         self.claims)
+            if verdict.reply:
+                await self.sender.send(openid, verdict.reply, window_open=True)
+                return
+            await self._converse(openid, verdict.text, on_new_message, str(msg._data.get("MsgId") or ""),
+                                 verdict.metadata, lease)
+        elif kind != "event":
+            await self.sender.send(openid, ONLY_TEXT, window_open=True)
+        elif event in ("subscribe", "subscribe_scan"):
+            await self._subscribed(openid, identity, on_new_message, lease)
+        elif event == "unsubscribe":
+            await self.claims.set_status(CHANNEL, openid, "inactive")
+            log.info("wechat %s unsubscribed", mask(openid))
+
+    async def _subscribed(self, openid: str, identity: dict, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                          lease: Lease | None = None) -> None:
         if identity.get("status") == "inactive":
             await self.claims.set_status(CHANNEL, openid, "active")
             identity["status"] = "active"
         bound = identity.get("customer_id") is not None and identity.get("verified") and identity.get("status") == "active"
         await self.sender.send(openid, WELCOME_BOUND if bound else WELCOME, window_open=True)
         if not bound:
-            await self._converse(openid, BIND_OFFER, on_new_message)
+            await self._converse(openid, BIND_OFFER, on_new_message, lease=lease)
 
     async def _converse(self, openid: str, text: str, on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                        message_id: str | None = None, metadata: dict | None = None) -> None:
+                        message_id: str | None = None, metadata: dict | None = None,
+                        lease: Lease | None = None) -> None:
         if not text.strip():
             return
         out = WeChatTurnOutput(self.sender)
         await on_new_message(UserMessage(text, out, f"{CHANNEL}:{openid}", input_channel=CHANNEL,
                                          message_id=message_id or None, metadata=metadata or None))
+        if lease is not None:
+            await lease.complete()  # in the tracker now: a retry must not process it again
         await out.flush(openid)

@@ -1,7 +1,9 @@
 """The scheduler process: APScheduler with its jobs in the database (SQLAlchemyJobStore).
 
 Jobs (scheduler.jobs): plan the day's outreach notices at start-up and every plan_every_minutes;
-dispatch due notices every dispatch_seconds (OUTREACH_DISPATCH_SECONDS overrides it): each is
+dispatch due notices every dispatch_seconds (OUTREACH_DISPATCH_SECONDS overrides it) with
+OUTREACH_DISPATCHERS dispatcher threads, each with OUTREACH_DELIVERY_CONCURRENCY deliveries in flight
+(scheduler.jobs.dispatch_notices): each is
 rendered by the backend's code and delivered through the outbox (backend.services.outreach.outbox:
 a bot message appended through Rasa's HTTP API), decisions too when they had to wait (the backend's
 own outbox worker sends them as soon as they are due); keep the lease
@@ -70,8 +72,10 @@ def setup() -> tuple[BlockingScheduler, "jobs.Runtime"]:
     jobs.RUNTIME = jobs.Runtime(
         rules=rules, sessions=make_sessionmaker(make_engine(settings.database_url)),
         clock=Clock.from_settings(settings),  # the backend's clock, OUTREACH_DEMO_TIME included
-        sender=RasaSender(RasaClient(settings.rasa_url, settings.rasa_api_token)),
-        backend_url=env.get("BACKEND_URL", ""), api_key=env.get("SCHEDULER_API_KEY", "dev-scheduler-key"))
+        sender=RasaSender(RasaClient(settings.rasa_url, settings.rasa_api_token,  # a connection per delivery in flight
+                                     max_connections=settings.outreach_dispatchers * settings.outreach_delivery_concurrency)),
+        backend_url=env.get("BACKEND_URL", ""), api_key=env.get("SCHEDULER_API_KEY", "dev-scheduler-key"),
+        dispatchers=settings.outreach_dispatchers, concurrency=settings.outreach_delivery_concurrency)
     dispatch_seconds = int(settings.outreach_dispatch_seconds or rules.outreach.dispatch_seconds)
     return build_scheduler(settings.database_url, rules, dispatch_seconds), jobs.RUNTIME
 

@@ -11,6 +11,8 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
@@ -33,10 +35,14 @@ class Runtime:
     sender: Sender
     backend_url: str = ""
     api_key: str = ""
+    dispatchers: int = 1  # OUTREACH_DISPATCHERS: dispatcher threads side by side
+    concurrency: int = 1  # OUTREACH_DELIVERY_CONCURRENCY: deliveries in flight per dispatcher
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
-    def outreach(self) -> Outreach:
-        return Outreach(self.rules, self.clock.now, self.sender, holder=self.holder, actor="scheduler",
+    def outreach(self, dispatcher: int | None = None) -> Outreach:
+        """``dispatcher``: its number, claims are then marked ``<holder>/d<n>``."""
+        holder = self.holder if dispatcher is None else f"{self.holder}/d{dispatcher}"
+        return Outreach(self.rules, self.clock.now, self.sender, holder=holder, actor="scheduler",
                         clock_wall=self.clock.wall, clock_today=self.clock.today)
 
     def hold_lease(self, db: Session) -> bool:
@@ -74,13 +80,27 @@ def plan_notices() -> dict | None:
     return result
 
 
+def _dispatch(rt: Runtime, number: int | None) -> Counter:
+    with rt.sessions() as db:
+        return dispatcher.dispatch_due(db, rt.outreach(number), keep_going=lambda: rt.hold_lease(db),
+                                       concurrency=rt.concurrency)
+
+
 def dispatch_notices() -> dict | None:
-    """Send what is due, renewing the lease between batches (stops if it was lost)."""
+    """Send what is due with ``rt.dispatchers`` dispatchers side by side (threads of this process:
+    they share its lease, rules and pooled Rasa client, and mostly wait for Rasa, which lets the
+    others run; each claims its own batches, FOR UPDATE SKIP LOCKED on PostgreSQL and a guarded
+    UPDATE everywhere, so no notice has two), each renewing the lease between batches (stops if it
+    was lost)."""
     rt = _runtime()
     with rt.sessions() as db:
         if not rt.hold_lease(db):
             return None
-        counts = dispatcher.dispatch_due(db, rt.outreach(), keep_going=lambda: rt.hold_lease(db))
+    if rt.dispatchers <= 1:
+        counts = _dispatch(rt, None)
+    else:
+        with ThreadPoolExecutor(max_workers=rt.dispatchers, thread_name_prefix="outreach-dispatcher") as pool:
+            counts = sum(pool.map(lambda n: _dispatch(rt, n), range(1, rt.dispatchers + 1)), Counter())
     if counts:
         log.info("outreach dispatched: %s", dict(counts))
     return dict(counts)

@@ -65,9 +65,25 @@ ensure_browser() {
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
 }
 
+ensure_nginx() {
+  # The scaled shape (`make run-scaled`, tests/e2e/test_replicas.py) puts Rasa and the action servers
+  # behind Debian's nginx, run as a child process with a generated configuration (scripts/scaled.py):
+  # the package's own service is neither needed nor started.
+  if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+    return 0
+  fi
+  echo "==> installing Debian's nginx for the scaled shape and its tests"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx >/dev/null
+}
+
 case "${1:-}" in
   app) ensure_app ;;
   bot) ensure_bot ;;
-  browser) ensure_browser ;;
-  *) echo "usage: $0 app|bot|browser" >&2; exit 2 ;;
+  # The test machine's system packages (`make test`): chromium for the browser tests, nginx for the
+  # replica tests.
+  browser) ensure_browser; ensure_nginx ;;
+  scaled) ensure_nginx ;;
+  *) echo "usage: $0 app|bot|browser|scaled" >&2; exit 2 ;;
 esac

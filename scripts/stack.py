@@ -16,6 +16,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from bot.settings import derive, merged_env, preflight, profile
 
@@ -31,6 +32,38 @@ class Service:
     argv: list[str]
     health_url: str | None
     startup_timeout: float = 60.0
+    # Settings of this process only, over the stack's (a replica's own port: scripts/scaled.py).
+    env: dict[str, str] = field(default_factory=dict)
+
+
+# The processes, each started one way whatever the shape (scripts/stack.py, scripts/scaled.py).
+def backend_service(env: dict[str, str], workers: int = 1, name: str = "backend") -> Service:
+    """The backend on 127.0.0.1:BACKEND_PORT; several uvicorn workers share the port (a stateless
+    API: the database holds everything, the outbox worker of each claims with SKIP LOCKED)."""
+    b = env["BACKEND_PORT"]
+    argv = [APP_PY, "-m", "uvicorn", "--factory", "backend.main:create_app", "--host", "127.0.0.1", "--port", b,
+            "--no-access-log"]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    return Service(name, argv, f"http://127.0.0.1:{b}/health")
+
+
+def actions_service(env: dict[str, str], port: str | None = None, name: str = "actions") -> Service:
+    """An action server on ACTION_HOST:port (ACTION_PORT unless a replica's own port is given)."""
+    port = port or env["ACTION_PORT"]
+    return Service(name, [BOT_PY, "-m", "bot.launch", "actions"], f"http://{env['ACTION_HOST']}:{port}/health",
+                   env={"ACTION_PORT": port} if port != env["ACTION_PORT"] else {})
+
+
+def rasa_service(env: dict[str, str], port: str | None = None, name: str = "rasa") -> Service:
+    """A Rasa server on 127.0.0.1:port (RASA_PORT unless a replica's own port is given)."""
+    port = port or env["RASA_PORT"]
+    return Service(name, [BOT_PY, "-m", "bot.launch", "rasa"], f"http://127.0.0.1:{port}/", startup_timeout=180,
+                   env={"RASA_PORT": port} if port != env["RASA_PORT"] else {})
+
+
+def scheduler_service(name: str = "scheduler") -> Service:
+    return Service(name, [APP_PY, "-m", "scheduler"], None)
 
 
 @dataclass
@@ -56,16 +89,9 @@ class Stack:
         env["ACTION_HOST"] = env.get("ACTION_HOST") or "127.0.0.1"
         env["ACTION_SERVER_URL"] = f"http://{env['ACTION_HOST']}:{env['ACTION_PORT']}/webhook"
         stack = cls(env=env, run_dir=run_dir)
-        b, a, r = env["BACKEND_PORT"], env["ACTION_PORT"], env["RASA_PORT"]
-        stack.services = [
-            Service("backend", [APP_PY, "-m", "uvicorn", "--factory", "backend.main:create_app",
-                                "--host", "127.0.0.1", "--port", b, "--no-access-log"],
-                    f"http://127.0.0.1:{b}/health"),
-            Service("actions", [BOT_PY, "-m", "bot.launch", "actions"], f"http://{env['ACTION_HOST']}:{a}/health"),
-            Service("rasa", [BOT_PY, "-m", "bot.launch", "rasa"], f"http://127.0.0.1:{r}/", startup_timeout=180),
-        ]
+        stack.services = [backend_service(env), actions_service(env), rasa_service(env)]
         if with_scheduler:
-            stack.services.append(Service("scheduler", [APP_PY, "-m", "scheduler"], None))
+            stack.services.append(scheduler_service())
         return stack
 
     def _child_env(self) -> dict[str, str]:
@@ -75,16 +101,24 @@ class Stack:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         return env
 
-    def start(self) -> None:
+    def start(self, prepare: Callable[[], None] | None = None) -> None:
         """The servers start together; the scheduler only once they answer, so that its first
         dispatch does not meet a Rasa still loading its model (it would back off a minute).
+        ``prepare`` (migrations, demo data) runs while the bot side imports (half a minute; it waits
+        for the backend's rules only then, bot/rules.py), before the backend starts.
         APP_ENV=production: nothing starts while a secret is published or missing (SystemExit)."""
         preflight(self.env, "stack")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self._child_env()
         servers = [svc for svc in self.services if svc.health_url]
-        for svc in servers:
+        early = [svc for svc in servers if svc.argv[:3] == [BOT_PY, "-m", "bot.launch"]] if prepare else []
+        for svc in early:
             self._spawn(svc, env)
+        if prepare is not None:
+            prepare()
+        for svc in servers:
+            if svc not in early:
+                self._spawn(svc, env)
         for svc in servers:
             self.wait_healthy(svc)
         for svc in self.services:
@@ -93,7 +127,7 @@ class Stack:
 
     def _spawn(self, svc: Service, env: dict[str, str]) -> None:
         log = open(self.run_dir / f"{svc.name}.log", "ab")
-        proc = subprocess.Popen(svc.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(svc.argv, cwd=ROOT, env={**env, **svc.env}, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[svc.name] = proc
         (self.run_dir / f"{svc.name}.pid").write_text(str(proc.pid))

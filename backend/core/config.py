@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     frozen_date: str | None = Field(default=env_default("APP_FROZEN_DATE"), alias="APP_FROZEN_DATE")
     # Scheduler demo setting: dispatch every N seconds instead of outreach.dispatch_seconds.
     outreach_dispatch_seconds: str = Field(default=env_default("OUTREACH_DISPATCH_SECONDS"), alias="OUTREACH_DISPATCH_SECONDS")
+    # The scheduler's dispatchers (threads, each claiming its own batches) and the deliveries each
+    # keeps in flight at once (backend.services.outreach.dispatcher.dispatch_due ``concurrency``).
+    outreach_dispatchers: int = Field(default=env_default("OUTREACH_DISPATCHERS"), alias="OUTREACH_DISPATCHERS", ge=1)
+    outreach_delivery_concurrency: int = Field(default=env_default("OUTREACH_DELIVERY_CONCURRENCY"),
+                                               alias="OUTREACH_DELIVERY_CONCURRENCY", ge=1)
     # Demo clock of the whole stack (backend and scheduler; backend.core.clock.Clock): business time
     # starts at this HH:MM of the business date and runs on in real time, never changing the date, so
     # a demo or a test run at night is inside the contact window. Empty: the real time.
@@ -408,6 +413,15 @@ class AbuseRules(RuleSection):
 
     messages_per_minute: int = Field(default=20, ge=1)
     max_message_chars: int = Field(default=1000, ge=1)
+
+
+class InboundRules(RuleSection):
+    """Inbound messages are claimed until Rasa has processed them (backend.services.channels): the
+    owner's lease, renewed while it works; a claim older than this is taken over by a retry. The web
+    chat shows a message as not delivered when it is not acknowledged this long after its sending."""
+
+    claim_lease_seconds: float = Field(default=10, gt=0, le=300)
+    webchat_delivery_seconds: int = Field(default=90, ge=5)
 
 
 class ScoreBand(RuleSection):
@@ -730,6 +744,7 @@ class BusinessRules(RuleSection):
     nlu_review: NluReviewRules = NluReviewRules()
     retention: RetentionRules = RetentionRules()
     abuse: AbuseRules = AbuseRules()
+    inbound: InboundRules = InboundRules()
 
     @field_validator("products", mode="before")
     @classmethod

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, false, func
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from backend.core.crypto import HASH_LENGTH, EncryptedString, hash_default, lookup_hash
@@ -90,8 +90,12 @@ class ChannelIdentity(Base):
 
 
 class InboundEvent(Base):
-    """Each inbound channel message or event, claimed once by its key (WeChat MsgId, Twilio
-    MessageSid), so retries are processed exactly once, across restarts too."""
+    """Each inbound channel message or event, claimed by its key (WeChat MsgId, Twilio MessageSid,
+    web chat client message id), so retries are processed exactly once, across restarts too.
+
+    A claim with an owner is ``in_progress`` until the owner completes it after Rasa processed the
+    message (``done``); the owner holds it until ``lease_until`` (renewed while it works), after which
+    a retry takes it over (``attempts`` + 1) instead of dropping it (backend.services.channels)."""
 
     __tablename__ = "inbound_events"
 
@@ -99,3 +103,8 @@ class InboundEvent(Base):
     key: Mapped[str] = mapped_column(String(128), unique=True)
     channel: Mapped[Channel] = mapped_column(StrEnum(Channel, "channel"))
     received_at: Mapped[datetime] = mapped_column(AwareDateTime(), server_default=func.now())
+    state: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(AwareDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    done_at: Mapped[datetime | None] = mapped_column(AwareDateTime())

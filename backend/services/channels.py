@@ -1,10 +1,13 @@
-"""What the channel connectors need from the system of record: exactly-once inbound messages,
-the 48-hour window, binding a verified WeChat openid, SMS opt-out."""
+"""What the channel connectors need from the system of record: exactly-once inbound messages
+(claims completed only after Rasa has processed the message, with a lease a retry takes over), the
+48-hour window, binding a verified WeChat openid, SMS opt-out."""
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,6 +17,7 @@ from backend.models import Channel, ChannelIdentity, Customer, IdentityStatus, I
 
 from . import audit
 
+log = logging.getLogger(__name__)
 BIND_WINDOW = timedelta(minutes=30)
 
 
@@ -44,21 +48,132 @@ def identity(db: Session, channel: str, external_id: str, create: bool = True) -
     return ident
 
 
-def claim_inbound(db: Session, channel: str, external_id: str, key: str, now: datetime) -> tuple[bool, ChannelIdentity]:
-    """Record an inbound message. Returns (first_time, identity); a repeated key is a retry.
+IN_PROGRESS, DONE = "in_progress", "done"
+CLAIMED = "claimed"  # what a claimer is told when it owns the claim now (not a stored state)
 
-    The unique key is inserted in a savepoint, so two workers racing on the same retry cannot
-    both win.
+
+@dataclass
+class Claim:
+    """What a claimer is told: ``state`` is ``claimed`` (yours: process it, then complete it),
+    ``in_progress`` (another owner's lease is fresh: do not process) or ``done`` (a duplicate)."""
+
+    state: str
+    row: InboundEvent
+    identity: ChannelIdentity | None
+    lease: timedelta
+
+    @property
+    def first_time(self) -> bool:
+        return self.state == CLAIMED
+
+
+def _tracked_identity(db: Session, ch: Channel, external_id: str) -> ChannelIdentity | None:
+    """The identity a message counts for (last_inbound_at): none for an anonymous web visitor, who
+    has no account (a row per visitor would only collect noise)."""
+    if ch == Channel.web and external_id.startswith("anon-"):
+        return None
+    return identity(db, ch.value, external_id)
+
+
+def claim_inbound(db: Session, channel: str, external_id: str, key: str, now: datetime,
+                  owner: str | None = None, wall: datetime | None = None,
+                  lease: timedelta = timedelta(seconds=10)) -> Claim:
+    """Claim an inbound message by its key.
+
+    Without ``owner`` the claim is done at once (first_time once, a repeated key is a retry). With
+    one it stays ``in_progress`` until :func:`complete_claim`, held by ``owner`` until ``wall`` +
+    ``lease`` (real time; :func:`renew_claim` extends it); a claim whose lease has run out is taken
+    over by the next claimer (``attempts`` + 1), so a message whose processor died is processed by
+    its retry instead of being dropped as a duplicate.
+
+    The key is inserted in a savepoint and a takeover is one conditional UPDATE, so of two workers
+    racing on the same message exactly one is told ``claimed``.
     """
     ch = _channel(channel)
-    ident = identity(db, channel, external_id)
+    wall = wall or now
+    ident = _tracked_identity(db, ch, external_id)
+    full_key = f"{ch.value}:{key}"
     try:
         with db.begin_nested():
-            db.add(InboundEvent(key=f"{ch.value}:{key}", channel=ch))
+            row = InboundEvent(key=full_key, channel=ch, state=IN_PROGRESS if owner else DONE, owner=owner,
+                               lease_until=wall + lease if owner else None, attempts=1,
+                               done_at=None if owner else wall)
+            db.add(row)
     except IntegrityError:
-        return False, ident
-    ident.last_inbound_at = now
-    return True, ident
+        row = db.scalar(select(InboundEvent).where(InboundEvent.key == full_key).execution_options(
+            populate_existing=True))
+        return Claim(_retry_state(db, row, owner, wall, lease), row, ident, lease)
+    if ident is not None:
+        ident.last_inbound_at = now
+    return Claim(CLAIMED, row, ident, lease)
+
+
+def _retry_state(db: Session, row: InboundEvent, owner: str | None, wall: datetime, lease: timedelta) -> str:
+    if row.state == DONE:
+        return DONE
+    if owner is None:
+        return IN_PROGRESS  # an old-style caller never takes over
+    if row.owner == owner:  # the owner asking again (its own retry): renewed
+        row.lease_until = wall + lease
+        db.flush()
+        return CLAIMED
+    if row.lease_until is not None and row.lease_until > wall:
+        return IN_PROGRESS
+    taken = db.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == row.id, InboundEvent.state == IN_PROGRESS,
+               or_(InboundEvent.lease_until.is_(None), InboundEvent.lease_until <= wall))
+        .values(owner=owner, lease_until=wall + lease, attempts=InboundEvent.attempts + 1)
+        .execution_options(synchronize_session=False)).rowcount
+    db.refresh(row)
+    if taken == 1:
+        log.info("inbound claim %s taken over (attempt %d)", row.id, row.attempts)
+        return CLAIMED
+    return row.state if row.state == DONE else IN_PROGRESS
+
+
+def _owned(db: Session, channel: str, key: str) -> InboundEvent:
+    ch = _channel(channel)
+    row = db.scalar(select(InboundEvent).where(InboundEvent.key == f"{ch.value}:{key}"))
+    if row is None:
+        raise AppError(404, "not_found", texts.text("errors.channels.claim_not_found"), "No such inbound claim")
+    return row
+
+
+def renew_claim(db: Session, channel: str, key: str, owner: str, wall: datetime, lease: timedelta) -> InboundEvent:
+    """Extend the owner's lease while it still holds the claim; 409 ``claim_lost`` otherwise."""
+    row = _owned(db, channel, key)
+    taken = db.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == row.id, InboundEvent.state == IN_PROGRESS, InboundEvent.owner == owner)
+        .values(lease_until=wall + lease).execution_options(synchronize_session=False)).rowcount
+    db.refresh(row)
+    if taken != 1:
+        raise AppError(409, "claim_lost", texts.text("errors.channels.claim_lost"),
+                       "The claim is done or held by another owner")
+    return row
+
+
+def complete_claim(db: Session, channel: str, key: str, owner: str, wall: datetime) -> tuple[InboundEvent, bool]:
+    """Rasa has processed the message: done, whoever holds the lease now (idempotent). Returns the
+    claim and whether ``owner`` still held it."""
+    row = _owned(db, channel, key)
+    matched = row.owner == owner
+    db.execute(update(InboundEvent).where(InboundEvent.id == row.id, InboundEvent.state == IN_PROGRESS)
+               .values(state=DONE, done_at=wall).execution_options(synchronize_session=False))
+    db.refresh(row)
+    return row, matched
+
+
+def release_claim(db: Session, channel: str, key: str, owner: str, wall: datetime) -> InboundEvent:
+    """The owner gave up before Rasa processed the message: the lease ends now, so the next retry
+    takes it over at once. Nothing changes for anyone but the owner of an in-progress claim."""
+    row = _owned(db, channel, key)
+    db.execute(update(InboundEvent)
+               .where(InboundEvent.id == row.id, InboundEvent.state == IN_PROGRESS, InboundEvent.owner == owner)
+               .values(lease_until=wall).execution_options(synchronize_session=False))
+    db.refresh(row)
+    return row
 
 
 def set_status(db: Session, channel: str, external_id: str, status: str, actor: str) -> ChannelIdentity:

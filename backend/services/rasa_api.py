@@ -10,7 +10,8 @@ a ``bot`` event with the text to the tracker, Rasa sends it on the borrower's ch
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
@@ -29,16 +30,38 @@ class RasaUnavailable(AppError):
 
 @dataclass
 class RasaClient:
+    """One pooled ``httpx.Client`` per RasaClient (made on first use, thread-safe: the outreach
+    dispatcher's delivery threads share it): keep-alive connections to Rasa are reused instead of a
+    new connection (and TLS context) per call. ``max_connections`` bounds the pool; a caller with
+    more threads than that waits for a free connection."""
+
     base_url: str
     token: str
     timeout: float = 10.0
+    max_connections: int = 32
+    _http: httpx.Client | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            with self._lock:
+                if self._http is None:
+                    self._http = httpx.Client(timeout=self.timeout, limits=httpx.Limits(
+                        max_connections=self.max_connections, max_keepalive_connections=self.max_connections))
+        return self._http
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
     def _call(self, method: str, conversation: str, tail: str, **kw) -> dict:
         # Rasa does not decode %3A in the conversation id: keep ':' and '+' (sms:+86...) as they are.
         url = f"{self.base_url.rstrip('/')}/conversations/{quote(conversation, safe=':+')}/{tail}"
         params = {"token": self.token, **kw.pop("params", {})}
         try:
-            r = httpx.request(method, url, params=params, timeout=self.timeout, **kw)
+            r = self.http().request(method, url, params=params, timeout=self.timeout, **kw)
             r.raise_for_status()
             return r.json()
         except (httpx.HTTPError, ValueError) as exc:

@@ -35,6 +35,9 @@ TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/loans/{loan_id}/payoff"): BOT,
     # channel connectors
     ("POST", "/api/v1/channels/inbound"): CONNECTORS,
+    ("POST", "/api/v1/channels/inbound/renew"): CONNECTORS,
+    ("POST", "/api/v1/channels/inbound/complete"): CONNECTORS,
+    ("POST", "/api/v1/channels/inbound/release"): CONNECTORS,
     ("POST", "/api/v1/identities/{channel}/{external_id}/status"): CONNECTORS,
     ("POST", "/api/v1/identities/{channel}/{external_id}/bind"): CONNECTORS,
     ("POST", "/api/v1/sms/{number}/opt-out"): CONNECTORS,

@@ -30,7 +30,9 @@ ENVIRON_ALLOWED = {
 }
 # A write, not a read: rasa_sdk 3.6 takes the action server's bind address only from SANIC_HOST
 # (rasa_sdk.endpoint.run: os.environ.get("SANIC_HOST", "0.0.0.0")); it has no argument for it.
-ENVIRON_WRITES_ALLOWED = {"actions/auth_middleware.py"}
+# bot/launch.py: the BLAS thread counts of the Rasa and action servers must be in the environment
+# before NumPy is first imported (OpenBLAS reads them only from there).
+ENVIRON_WRITES_ALLOWED = {"actions/auth_middleware.py", "bot/launch.py"}
 
 
 def environ_uses(tree: ast.AST) -> list[tuple[int, bool]]:

@@ -205,3 +205,19 @@ def test_the_provider_gives_one_client_and_tests_their_fake(monkeypatch):
     with override_backend(fake):
         assert backend() is fake and backend(timeout=3.0) is fake
     assert backend() is shared
+
+
+def test_idle_connections_are_dropped_before_the_backend_closes_them():
+    """uvicorn closes an idle keep-alive connection after 5 s; reusing one it closed failed the call
+    (ClientOSError: an SMS reply lost in the outreach benchmark). The client drops them after 4 s."""
+    from bot.backend import _Sessions
+
+    async def main():
+        sessions = _Sessions("k")
+        session = await sessions.get()
+        try:
+            return session.connector._keepalive_timeout  # aiohttp keeps it only there
+        finally:
+            await sessions.close()
+
+    assert asyncio.run(main()) == 4.0 < 5

@@ -32,6 +32,7 @@ class RunningStack:
     rasa_url: str
     backend_url: str
     _web_senders: dict[int, str] = field(default_factory=dict)
+    processes: Stack | None = None  # the running services (fault tests kill and restart one)
 
     def web_sender(self, customer_id: int) -> str:
         """The sender id of a signed-in web chat conversation of this customer ("web:s-<random>",
@@ -95,7 +96,7 @@ def running_stack(run_dir: Path, databases: dict[str, str]):
         pytest.fail(f"no trained model at {model}: `make test` trains it first")
     try:
         s.start()
-        yield RunningStack(s.env, f"http://127.0.0.1:{ports['RASA_PORT']}", overrides["BACKEND_URL"])
+        yield RunningStack(s.env, f"http://127.0.0.1:{ports['RASA_PORT']}", overrides["BACKEND_URL"], processes=s)
     finally:
         s.stop()
 
@@ -149,3 +150,57 @@ def trigger(stack: RunningStack, sender: str, notice_id: str) -> str:
     out = subprocess.run([APP_PY, "-m", "tests.e2e.deliver_notice", notice_id, sender], cwd=ROOT, env=stack.env,
                          check=True, capture_output=True, text=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])["text"]
+
+
+# --------------------------------------------------------------------------- the scaled shape
+
+@dataclass
+class ScaledRunningStack(RunningStack):
+    """A running scaled stack (scripts/scaled.py): rasa_url is nginx's front; ``stack`` gives the
+    processes (rasa-1, rasa-2, actions-1, ...), ``nginx_dir`` nginx's logs."""
+
+    stack: Stack | None = None
+    nginx_dir: Path | None = None
+    rasa_ports: list[str] = field(default_factory=list)
+    started_in: float = 0.0
+
+
+def running_scaled_stack(run_dir: Path, database_url: str, tracker_url: str, redis_url: str, shape=None,
+                         customers: int = 320, settings: dict[str, str] | None = None):
+    """The production shape on free ports (PostgreSQL and Redis given, nginx started here): two Rasa
+    replicas and two action servers behind nginx, the backend with two workers; yields a
+    ScaledRunningStack. No scheduler (tests plan and deliver notices themselves). ``customers``: demo
+    customers loaded; ``settings``: more overrides."""
+    import time
+
+    from scripts.scaled import Shape, prepare, scaled_overrides, scaled_stack
+
+    shape = shape or Shape(schedulers=0)
+    ports = {name: str(free_port()) for name in ("BACKEND_PORT", "ACTION_PORT", "RASA_PORT")}
+    rasa_ports = [str(free_port()) for _ in range(shape.rasa)]
+    action_ports = [str(free_port()) for _ in range(shape.actions)]
+    overrides = {
+        **ports,
+        "BACKEND_URL": f"http://127.0.0.1:{ports['BACKEND_PORT']}",
+        "BACKEND_API_KEYS": f"actions:{API_KEY},payments:e2e-payments-key",
+        "BACKEND_API_KEY": API_KEY,
+        "SMS_PROVIDER": "outbox",
+        "SMS_OUTBOX_PATH": str(run_dir / "sms_outbox.jsonl"),
+        "SMS_OUTBOX_SHOW_CODES": "true",
+        "OUTREACH_DEMO_TIME": "10:00",
+        **scaled_overrides(database_url, tracker_url, redis_url, ports["RASA_PORT"]),
+        **(settings or {}),
+    }
+    s = scaled_stack(run_dir, overrides, shape, rasa_ports, action_ports)
+    model = subprocess.run([BOT_PY, "-m", "bot.launch", "model"], cwd=ROOT, env=s._child_env(), check=True,
+                           capture_output=True, text=True).stdout.strip()
+    if not Path(model).exists():
+        pytest.fail(f"no trained model at {model}: `make test` trains it first")
+    started = time.monotonic()
+    try:
+        s.start(prepare=lambda: prepare(s, count=customers))
+        yield ScaledRunningStack(s.env, f"http://127.0.0.1:{ports['RASA_PORT']}", overrides["BACKEND_URL"],
+                                 stack=s, nginx_dir=run_dir / "nginx", rasa_ports=rasa_ports,
+                                 started_in=time.monotonic() - started)
+    finally:
+        s.stop()

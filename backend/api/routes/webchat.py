@@ -1,7 +1,9 @@
 """The borrower-facing web chat: the page, and sign-in by phone + SMS code (no API key: public)."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter, Query, Request
@@ -19,8 +21,13 @@ PAGE = Path(__file__).resolve().parents[2] / "templates" / "chat.html"
 
 
 @router.get("/chat", response_class=HTMLResponse, include_in_schema=False)
-def chat_page(request: Request) -> HTMLResponse:
-    html = PAGE.read_text(encoding="utf-8").replace("{{RASA_URL}}", request.app.state.settings.rasa_public_url)
+def chat_page(request: Request, rules: Rules) -> HTMLResponse:
+    """The page, with what chat.js reads from it: Rasa's URL, the page's texts (texts/zh/channel.yml
+    ``webchat``) and how long a message may wait for its acknowledgement before it shows as not delivered."""
+    html = (PAGE.read_text(encoding="utf-8")
+            .replace("{{RASA_URL}}", escape(request.app.state.settings.rasa_public_url))
+            .replace("{{CHAT_TEXTS}}", escape(json.dumps(texts.section("channel.webchat"), ensure_ascii=False)))
+            .replace("{{DELIVERY_SECONDS}}", str(rules.inbound.webchat_delivery_seconds)))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

@@ -14,6 +14,13 @@
   the call): Rasa's tracker is asked first, and a delivered notice is marked sent, not sent again.
 * A notice left in "sending" for ``stale_sending_seconds`` (its dispatcher died) is re-claimed and
   goes through the same path.
+* Concurrency (``dispatch_due(concurrency=n)``, the scheduler's OUTREACH_DELIVERY_CONCURRENCY): a
+  claimed batch is delivered by a bounded thread pool, each thread with its own session and the
+  Sender's pooled HTTP client (keep-alive connections to Rasa, no new connection per notice). A
+  borrower's notices (one claim batch) go to one thread, one after the other, so the caps, which
+  count what the borrower was sent or is being sent by another claim, see each outcome before the
+  next notice is checked; every rule is still checked per notice when it is its turn. Several
+  dispatchers (the scheduler's OUTREACH_DISPATCHERS threads) each claim their own batches.
 * Delivered means the tracker shows the bot message carrying the notice id (sender.find_notice, the
   same test as the recovery above); a 200 without it is an attempt with outcome ``no_reply``.
 * Rasa failing: retry after retry_backoff_minutes (the rules are checked again first: a loan paid
@@ -27,12 +34,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.clock import local
 from backend.models import Channel, OutboxStatus, OutreachAttempt, OutreachKind, OutreachNotice, OutreachStatus
@@ -291,8 +299,13 @@ def expire_stale(db: Session, ctx: Outreach, limit: int = 1000) -> int:
     ids = list(db.scalars(select(N.id).where(N.status == OutreachStatus.planned, N.expires_at <= now).limit(limit)))
     if not ids:
         return 0
-    db.execute(update(N).where(N.id.in_(ids), N.status == OutreachStatus.planned)
-               .values(status=OutreachStatus.expired, last_error="stale").execution_options(synchronize_session=False))
+    # Only the rows this call changed (another dispatcher may be lapsing the same ones right now).
+    ids = list(db.scalars(update(N).where(N.id.in_(ids), N.status == OutreachStatus.planned)
+                          .values(status=OutreachStatus.expired, last_error="stale").returning(N.id)
+                          .execution_options(synchronize_session=False)))
+    if not ids:
+        db.commit()
+        return 0
     db.add_all([OutreachAttempt(notice_id=pk, at=now, outcome="expired", detail="stale") for pk in ids])
     outbox.finish(db, ids, OutboxStatus.failed, now, "stale")
     db.commit()
@@ -333,7 +346,9 @@ def _run(db: Session, ctx: Outreach, notice: OutreachNotice, token: str, counts:
     first = False
     try:
         # First taken up: due when it was written (a decision at night was audited as deferred then).
-        first = local(notice.planned_for, ctx.tz) <= local(notice.created_at, ctx.tz) and \
+        # Only a decision's notice is audited (_audit_decision): no query for the others.
+        first = notice.kind in kinds.DECISIONS and \
+            local(notice.planned_for, ctx.tz) <= local(notice.created_at, ctx.tz) and \
             not db.scalar(select(exists().where(OutreachAttempt.notice_id == notice.id)))
         outcome = process(db, ctx, notice, token)
         _audit_decision(db, ctx, notice, outcome, first)
@@ -351,24 +366,67 @@ def _run(db: Session, ctx: Outreach, notice: OutreachNotice, token: str, counts:
     counts[outcome.status] += 1
 
 
+def _group_key(notice: OutreachNotice):
+    """Notices of one borrower (or, without one, of one conversation) are taken one after the other:
+    the caps count what the borrower was sent, and each is checked after the previous one's outcome."""
+    if notice.customer_id is not None:
+        return ("customer", notice.customer_id)
+    return ("conversation", (notice.payload or {}).get("conversation") or f"notice:{notice.id}")
+
+
+def _run_group(sessions: sessionmaker, ctx: Outreach, group: list[tuple[OutreachNotice, str]]) -> Counter:
+    """In a delivery thread, with its own session: the group's claimed notices, in order (the rows
+    as claimed, copied into this session without a query; every write is guarded by the claim)."""
+    counts: Counter = Counter()
+    with sessions() as db:
+        for claimed, token in group:
+            _run(db, ctx, db.merge(claimed, load=False), token, counts)
+    return counts
+
+
+def _deliver(db: Session, ctx: Outreach, claimed: list[tuple[OutreachNotice, str]], counts: Counter,
+             pool: ThreadPoolExecutor | None, sessions: sessionmaker | None) -> None:
+    """The claimed notices: one by one in ``db`` without a pool; else the borrowers' groups
+    (_group_key) side by side, each in a delivery thread with its own session, the groups in claim
+    order. Every rule is still checked per notice when it is its turn."""
+    if pool is None or sessions is None or len(claimed) <= 1:
+        for notice, token in claimed:
+            _run(db, ctx, notice, token, counts)
+        return
+    groups: dict = {}
+    for notice, token in claimed:
+        groups.setdefault(_group_key(notice), []).append((notice, token))
+    db.commit()  # end the claiming session's read transaction while the threads work
+    for got in pool.map(lambda group: _run_group(sessions, ctx, group), list(groups.values())):
+        counts.update(got)
+
+
 def dispatch_due(db: Session, ctx: Outreach, keep_going: Callable[[], bool] = lambda: True,
-                 only: frozenset[OutreachKind] | None = None) -> Counter:
+                 only: frozenset[OutreachKind] | None = None, concurrency: int = 1) -> Counter:
     """Recover stale claims, lapse stale notices, then send what is due in batches while
     ``keep_going()`` (the scheduler renews its lease there); ``only``: notices of these kinds (the
-    backend's worker: decisions). Counts by outcome."""
+    backend's worker: decisions). ``concurrency`` > 1: that many deliveries in flight at once (a
+    bounded thread pool, a session per thread, the Sender's pooled HTTP client shared; one borrower's
+    notices stay in order in one thread). Counts by outcome."""
     counts: Counter = Counter()
     if not keep_going():
         return counts
     cutoff = ctx.now()
     if only is None:
         counts["expired"] += expire_stale(db, ctx)
-    for notice, token in recover_stale(db, ctx, only):
-        counts["recovered"] += 1
-        _run(db, ctx, notice, token, counts)
-    while True:
-        batch, token = claim_batch(db, ctx, cutoff, ctx.cfg.batch_size, only)
-        for notice in batch:
-            _run(db, ctx, notice, token, counts)
-        if len(batch) < ctx.cfg.batch_size or not keep_going():
-            break
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="outreach-delivery") \
+        if concurrency > 1 else None
+    sessions = sessionmaker(bind=db.get_bind(), expire_on_commit=False) if pool else None
+    try:
+        recovered = recover_stale(db, ctx, only)
+        counts["recovered"] += len(recovered)
+        _deliver(db, ctx, recovered, counts, pool, sessions)
+        while True:
+            batch, token = claim_batch(db, ctx, cutoff, ctx.cfg.batch_size, only)
+            _deliver(db, ctx, [(notice, token) for notice in batch], counts, pool, sessions)
+            if len(batch) < ctx.cfg.batch_size or not keep_going():
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return +counts

@@ -20,6 +20,7 @@ resets it when a new session starts).
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -147,10 +148,18 @@ def _new(events: list[dict]) -> bool:
 @dataclass
 class RasaSender:
     """Sends through Rasa's HTTP API (backend.services.rasa_api.RasaClient), by the channel's sender.
-    Remembers which conversations ``look`` found new, so ``send`` opens their session first."""
+    Remembers which conversations ``look`` found new, so ``send`` opens their session first; per
+    thread (the dispatchers' delivery threads share one RasaSender and its pooled client, and each
+    looks and then sends in its own thread)."""
 
     client: RasaClient
-    _new: set = field(default_factory=set, repr=False)
+    _local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+
+    @property
+    def _new(self) -> set:
+        if not hasattr(self._local, "new"):
+            self._local.new = set()
+        return self._local.new
 
     def for_channel(self, channel: str) -> ChannelSender:
         if channel not in OUTPUT_CHANNEL:
