@@ -136,3 +136,16 @@ async def settle(backend: Any, channel: str, external_id: str, key: str, owner: 
             log.warning("%s claim not checked: %s", channel, type(exc).__name__)
             break
     return claim
+
+
+async def answer_when_done(task: asyncio.Future, started: float, within: float) -> bool:
+    """Hold a webhook's answer until the turn is done, at most until ``within`` seconds after
+    ``started`` (WeChat gives 5 s, Twilio 15 s): a process that dies first leaves the provider without
+    an answer, so it retries. False when the turn failed (it released its claim for that retry)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), max(within - (time.monotonic() - started), 0.1))
+    except asyncio.TimeoutError:
+        pass  # still working under its renewed lease: a retry waits for it, then finds it done
+    except Exception:  # noqa: BLE001 - logged by the turn itself
+        return False
+    return True

@@ -49,7 +49,9 @@ from twilio.request_validator import RequestValidator
 from bot.backend import BackendClient, BackendError, backend as shared_backend, close_backend
 from bot.settings import get_settings
 from channels import guard
-from channels.claims import CLAIMED, DONE, IN_PROGRESS, Lease, new_owner, processed_before, settle, taken_over
+from channels.claims import (
+    CLAIMED, DONE, IN_PROGRESS, Lease, answer_when_done, new_owner, processed_before, settle, taken_over,
+)
 from texts import text, words
 
 log = logging.getLogger(__name__)
@@ -265,12 +267,7 @@ class SmsInput(InputChannel):
             if task is None:
                 await lease.complete()
                 return reply
-            # Answer when the turn is done: if this process dies first, Twilio sees a failed webhook.
-            try:
-                await asyncio.wait_for(asyncio.shield(task), max(REPLY_WITHIN - (time.monotonic() - started), 0.1))
-            except asyncio.TimeoutError:
-                pass
-            except Exception:  # noqa: BLE001 - logged by _handle; the claim was released for the retry
+            if not await answer_when_done(task, started, REPLY_WITHIN):
                 return response.text("not handled", status=500)
             return reply
 

@@ -53,7 +53,9 @@ from bot.backend import BackendClient, BackendError, backend, close_backend
 from bot.rules import rules_for
 from bot.settings import get_settings
 from channels import guard
-from channels.claims import CLAIMED, DONE, IN_PROGRESS, Lease, new_owner, processed_before, settle, taken_over
+from channels.claims import (
+    CLAIMED, DONE, IN_PROGRESS, Lease, answer_when_done, new_owner, processed_before, settle, taken_over,
+)
 from texts import text
 
 log = logging.getLogger(__name__)
@@ -565,12 +567,7 @@ class WeChatInput(InputChannel):
                 await lease.complete()  # its owner died after Rasa saved the turn: not processed again
                 return response.text("success")
         task = self._spawn(self._held(msg, claim.get("identity") or {}, on_new_message, lease))
-        # Answer when the turn is done: if this process dies first, WeChat gets nothing and retries.
-        try:
-            await asyncio.wait_for(asyncio.shield(task), max(REPLY_WITHIN - (time.monotonic() - started), 0.1))
-        except asyncio.TimeoutError:
-            pass
-        except Exception:  # noqa: BLE001 - logged by _held; the claim was released for the retry
+        if not await answer_when_done(task, started, REPLY_WITHIN):
             return response.text("", status=500)
         return response.text("success")
 

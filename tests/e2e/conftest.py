@@ -17,6 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 from scripts.stack import APP_PY, BOT_PY, Stack  # noqa: E402
 
+
+def reachable(port: int) -> bool:
+    """Is a server (PostgreSQL, Redis) listening on 127.0.0.1:port? The scale-out tests skip otherwise."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
 API_KEY = "e2e-actions-key"
 
 

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import signal
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -35,7 +34,7 @@ import pytest
 
 from scripts.scaled import nginx_executable, process_groups
 
-from .conftest import ROOT, running_scaled_stack
+from .conftest import ROOT, reachable, running_scaled_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -43,14 +42,6 @@ SCRIPT = ["你好", "怎么还款", "谢谢", "逾期有什么后果", "利息�
 CONVERSATIONS = 20
 REDIS_DB = 7
 REPORT = ROOT / "reports" / "replicas.json"
-
-
-def reachable(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -2,23 +2,14 @@
 Rasa's lock store on Redis (endpoints.scale.yml). Skipped only when those servers are unreachable."""
 from __future__ import annotations
 
-import socket
 import uuid
 from decimal import Decimal
 
 import pytest
 
-from .conftest import running_stack
+from .conftest import reachable, running_stack
 
 pytestmark = pytest.mark.e2e
-
-
-def reachable(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
