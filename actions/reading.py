@@ -9,8 +9,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import re
+
 import yaml
 from rasa_sdk import Tracker
+
+import texts
 
 from bot.nlu.normalize import normalize
 
@@ -32,7 +36,15 @@ def message_text(tracker: Tracker) -> str:
     return "" if text.startswith("/") else normalize(text).strip()
 
 
+@lru_cache(maxsize=1)
+def _a_not_a() -> re.Pattern:
+    return re.compile(texts.raw("vocabulary.a_not_a"))
+
+
 def has_any(text: str, key: str) -> bool:
+    """Does the text hold one of the form words ``key``? An A-not-A question is no word of its own:
+    「你们是不是把我信息卖给别人了」 asks something, it does not say 「不是」 (it closed a form as a no)."""
+    text = _a_not_a().sub("", text)
     return any(w in text for w in words(key))
 
 

@@ -250,3 +250,14 @@ def test_a_question_in_the_cancelling_message_is_answered():
     assert messages[0]["text"] == "好的，已取消，没有提交任何内容。还有其他可以帮您的吗？"
     assert len(messages) == 2 and messages[1]["text"].startswith("还款方式：1）自动扣款：还款日当天从您绑定的银行卡自动扣款")
     assert not any(e.get("name") == "pending_request" for e in events)
+
+
+def test_an_a_not_a_question_is_not_a_refusal():
+    """「你们是不是把我信息卖给别人了」 at the settlement's confirmation was read as 「不是」 (a no) and
+    closed the form without a word about the borrower's question (found in a trial)."""
+    from actions.reading import has_any
+
+    assert not has_any("你们是不是把我信息卖给别人了，一天到晚陌生电话", "change")
+    assert not has_any("这样对不对", "change") and not has_any("行不行啊", "change")
+    assert has_any("不是这个日期", "change") and has_any("我不是本人，不对", "change")
+    assert has_any("不对，改一下", "change")
